@@ -1,0 +1,189 @@
+/* config_internal.h: what the files of the config module share and nobody else sees.
+ *
+ * Loading runs in three steps (see config.c):
+ *   1. config_tree.c walks the libyaml node tree against a table of keys, kinds and ranges:
+ *      unknown keys, wrong types, missing keys, out-of-range or malformed values, each with the
+ *      line of its node. It also records a map from dotted key path to line.
+ *   2. config_schema.c loads the now well-formed document into "raw" structs with libcyaml.
+ *      Optional scalars are pointers there, so NULL tells "absent" and a default applies.
+ *   3. config.c builds the struct sp_config from the raw structs, and config_validate.c runs the
+ *      checks across entries (duplicates, ambiguous routes), finding lines in the path map. */
+#ifndef SP_CONFIG_CONFIG_INTERNAL_H
+#define SP_CONFIG_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <yaml.h>
+
+#include "config/config.h"
+
+/* ---- raw structs filled by libcyaml (config_schema.c); pointers = optional keys ---- */
+
+struct sp_raw_log {
+    enum sp_log_level *level;   /* owned by libcyaml; NULL = absent */
+    enum sp_log_format *format; /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_listener {
+    char *address;             /* owned by libcyaml */
+    unsigned port;             /* 1..65535, checked by the tree walk */
+    char *cert;                /* owned by libcyaml; as written, not yet resolved */
+    char *key;                 /* owned by libcyaml; as written, not yet resolved */
+    unsigned *alt_svc_max_age; /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_timeouts {
+    uint64_t *connect_ms; /* each owned by libcyaml; NULL = absent */
+    uint64_t *response_ms;
+    uint64_t *client_idle_ms;
+    uint64_t *backend_idle_ms;
+    uint64_t *shutdown_ms;
+};
+
+struct sp_raw_limits {
+    uint64_t *max_header_bytes; /* each owned by libcyaml; NULL = absent */
+    unsigned *max_headers;
+    unsigned *max_streams_per_connection;
+    uint64_t *max_body_bytes;
+    uint64_t *stream_window_bytes;
+    uint64_t *connection_window_bytes;
+    unsigned *max_connections;
+};
+
+struct sp_raw_route {
+    char *host;        /* owned by libcyaml; NULL = absent */
+    char *path_prefix; /* owned by libcyaml; NULL = absent */
+    char **methods;    /* owned by libcyaml; NULL = absent */
+    unsigned methods_count;
+};
+
+struct sp_raw_backend {
+    char *id;                        /* owned by libcyaml */
+    char *address;                   /* owned by libcyaml */
+    enum sp_backend_proto *protocol; /* owned by libcyaml; NULL = absent */
+    unsigned *weight;                /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_tls {
+    char *ca_file;     /* owned by libcyaml; NULL = absent */
+    bool *verify;      /* owned by libcyaml; NULL = absent */
+    char *server_name; /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_pool {
+    unsigned *max_connections_per_backend; /* each owned by libcyaml; NULL = absent */
+    unsigned *max_streams_per_connection;
+    unsigned *max_queue;
+    uint64_t *idle_timeout_ms;
+};
+
+struct sp_raw_upstream {
+    char *name;                  /* owned by libcyaml */
+    enum sp_lb_kind *strategy;   /* owned by libcyaml; NULL = absent */
+    struct sp_raw_route *routes; /* owned by libcyaml */
+    unsigned routes_count;
+    struct sp_raw_backend *backends; /* owned by libcyaml */
+    unsigned backends_count;
+    struct sp_raw_tls *tls;   /* owned by libcyaml; NULL = absent */
+    struct sp_raw_pool *pool; /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_config {
+    unsigned *workers;                 /* owned by libcyaml; NULL = absent */
+    struct sp_raw_log *log;            /* owned by libcyaml; NULL = absent */
+    struct sp_raw_listener *listeners; /* owned by libcyaml */
+    unsigned listeners_count;
+    struct sp_raw_timeouts *timeouts;  /* owned by libcyaml; NULL = absent */
+    struct sp_raw_limits *limits;      /* owned by libcyaml; NULL = absent */
+    struct sp_raw_upstream *upstreams; /* owned by libcyaml */
+    unsigned upstreams_count;
+};
+
+/* Loads `len` bytes of YAML into a raw config with libcyaml. On success returns 0 and
+ * *ret_raw (free with sp_config_raw_free). On failure returns -EINVAL and *ret_message, an owned
+ * string built from libcyaml's own error messages. */
+int sp_config_raw_load(const char *data, size_t len, struct sp_raw_config **ret_raw,
+                       char **ret_message);
+
+/* Frees a raw config. NULL is fine. */
+void sp_config_raw_free(struct sp_raw_config *raw);
+
+/* ---- errors (config.c) ---- */
+
+/* Appends one error. `key` may be "" when no key applies; `line` 0 when unknown. */
+void sp_config_error_add(struct sp_config_errors *errors, const char *file, unsigned line,
+                         const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Returns a newly allocated printf-formatted string. Aborts on OOM. */
+char *sp_config_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- path -> line map (config_tree.c) ---- */
+
+struct sp_config_line {
+    char *path;    /* owned; dotted key path, "" for the document itself */
+    unsigned line; /* 1-based */
+};
+
+struct sp_config_lines {
+    struct sp_config_line *items; /* owned array */
+    size_t count;
+    size_t cap;
+};
+
+/* Returns the line recorded for `path`, or 0 when the path was not in the document. Lookups only
+ * happen while reporting an error, so a linear scan is fine. */
+unsigned sp_config_lines_find(const struct sp_config_lines *lines, const char *path);
+
+/* Frees the map. A zeroed struct is fine. */
+void sp_config_lines_fini(struct sp_config_lines *lines);
+
+/* Checks the document against the schema table, appending every problem to `errors` and
+ * recording each key and list item in `lines`. `dir` is the absolute directory of the config
+ * file, against which relative file names are resolved. Returns 0 when nothing was wrong,
+ * -EINVAL otherwise. */
+int sp_config_tree_check(yaml_document_t *doc, const char *file, const char *dir,
+                         struct sp_config_errors *errors, struct sp_config_lines *lines);
+
+/* ---- value checks (config_validate.c) ---- */
+
+/* What a value check may need besides the value. */
+struct sp_config_check_ctx {
+    const char *dir; /* borrowed; absolute directory of the config file */
+};
+
+/* Checks one string value. Returns NULL when it is fine, or an owned message saying why not. */
+typedef char *(*sp_config_check_fn)(const struct sp_config_check_ctx *ctx, const char *value);
+
+char *sp_config_check_ip(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_hostport(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_file(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_name(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_host(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_path_prefix(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_method(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_server_name(const struct sp_config_check_ctx *ctx, const char *value);
+
+/* Writes `s` double-quoted, escaped and cut to fit into out (cap bytes). Returns out. */
+char *sp_config_quote(char *out, size_t cap, const char *s);
+
+/* Parses a literal IPv4/IPv6 address and a port into *ss. Returns 0 or -EINVAL. */
+int sp_config_parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss,
+                       socklen_t *ret_len);
+
+/* Parses "IPv4:port" or "[IPv6]:port" into *ss. Returns 0 or -EINVAL. */
+int sp_config_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ret_len);
+
+/* Joins a relative file name to `dir`; an absolute one is copied. Returns an owned string. */
+char *sp_config_path_resolve(const char *dir, const char *name);
+
+/* Runs the checks that look across entries of a built config (duplicate names, ids and
+ * listeners, ambiguous routes, window sizes), appending errors with lines from `lines`.
+ * Returns 0 when nothing was wrong, -EINVAL otherwise. */
+int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
+                          struct sp_config_errors *errors);
+
+#endif

@@ -1,0 +1,563 @@
+/* config_validate.c: checks of single values (addresses, names, hosts, files) used by the tree
+ * walk, and the checks across entries of a built config (duplicates, ambiguous routes). */
+#include "config/config_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+char *sp_config_quote(char *out, size_t cap, const char *s)
+{
+    static const size_t room = 8; /* closing quote, "..." and NUL always fit */
+    size_t o = 0;
+
+    if (cap < room + 8) {
+        out[0] = '\0';
+        return out;
+    }
+    out[o++] = '"';
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (o + 4 + room > cap) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+int sp_config_parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss,
+                       socklen_t *ret_len)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        *ret_len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        *ret_len = sizeof(*sin6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Parses a decimal port 1..65535. Returns 0, -EINVAL (not a number) or -ERANGE. */
+static int parse_port(const char *s, uint16_t *ret_port)
+{
+    unsigned long v = 0;
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    if (v < 1 || v > 65535)
+        return -ERANGE;
+    *ret_port = (uint16_t)v;
+    return 0;
+}
+
+/* Like sp_config_parse_hostport, but tells a bad port (-ERANGE) from a bad shape (-EINVAL). */
+static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ret_len)
+{
+    const char *colon;
+    char *host;
+    uint16_t port = 0;
+    int rv;
+
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+
+        if (end == NULL || end[1] != ':')
+            return -EINVAL;
+        host = sp_xstrndup(s + 1, (size_t)(end - s - 1));
+        colon = end + 1;
+        if (strchr(host, ':') == NULL) { /* brackets are for IPv6 only */
+            free(host);
+            return -EINVAL;
+        }
+    } else {
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
+            return -EINVAL; /* no port, or an IPv6 address without brackets */
+        host = sp_xstrndup(s, (size_t)(colon - s));
+    }
+    rv = parse_port(colon + 1, &port);
+    if (rv == 0)
+        rv = sp_config_parse_ip(host, port, ss, ret_len);
+    free(host);
+    return rv;
+}
+
+int sp_config_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ret_len)
+{
+    return parse_hostport(s, ss, ret_len) == 0 ? 0 : -EINVAL;
+}
+
+char *sp_config_check_ip(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char q[96];
+
+    (void)ctx;
+    if (sp_config_parse_ip(value, 0, &ss, &len) == 0)
+        return NULL;
+    return sp_config_strf("invalid address %s: expected a literal IPv4 or IPv6 address "
+                          "(host names are not resolved, no brackets, no port)",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+char *sp_config_check_hostport(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char q[96];
+    int rv;
+
+    (void)ctx;
+    rv = parse_hostport(value, &ss, &len);
+    if (rv == 0)
+        return NULL;
+    if (rv == -ERANGE)
+        return sp_config_strf("invalid address %s: port must be between 1 and 65535",
+                              sp_config_quote(q, sizeof(q), value));
+    return sp_config_strf("invalid address %s: expected IPv4:port or [IPv6]:port",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+char *sp_config_path_resolve(const char *dir, const char *name)
+{
+    if (name[0] == '/')
+        return sp_xstrdup(name);
+    return sp_config_strf("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+}
+
+char *sp_config_check_file(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char *path, *where, *msg = NULL;
+    char q[256];
+    struct stat st;
+    int fd;
+
+    if (value[0] == '\0')
+        return sp_config_strf("must not be empty");
+    path = sp_config_path_resolve(ctx->dir, value);
+    where = value[0] == '/'
+                ? sp_config_strf("%s", sp_config_quote(q, sizeof(q), value))
+                : sp_config_strf("%s (resolved to %s)", sp_config_quote(q, sizeof(q), value), path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd == -1) {
+        msg = sp_config_strf("cannot read %s: %s", where, strerror(errno));
+        goto out_free_where;
+    }
+    if (fstat(fd, &st) == -1)
+        msg = sp_config_strf("cannot read %s: %s", where, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        msg = sp_config_strf("%s is not a regular file", where);
+    (void)close(fd);
+out_free_where:
+    free(where);
+    free(path);
+    return msg;
+}
+
+char *sp_config_check_name(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789_.-";
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '\0' && value[strspn(value, allowed)] == '\0')
+        return NULL;
+    return sp_config_strf("invalid name %s: use only letters, digits, \"_\", \".\" and \"-\"",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+/* True for a DNS-style name: dot-separated labels of letters, digits and "-". */
+static bool is_dns_name(const char *s)
+{
+    static const char label_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789-";
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.' || strstr(s, "..") != NULL)
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p != '.' && strchr(label_chars, *p) == NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool is_bracketed_ipv6(const char *s)
+{
+    struct in6_addr a;
+    size_t n = strlen(s);
+    char *inner;
+    bool ok;
+
+    if (n < 3 || s[0] != '[' || s[n - 1] != ']')
+        return false;
+    inner = sp_xstrndup(s + 1, n - 2);
+    ok = inet_pton(AF_INET6, inner, &a) == 1;
+    free(inner);
+    return ok;
+}
+
+char *sp_config_check_host(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    const char *name = strncmp(value, "*.", 2) == 0 ? value + 2 : value;
+    char q[96];
+
+    (void)ctx;
+    if (strcmp(value, "*") == 0 || is_dns_name(name) || is_bracketed_ipv6(value))
+        return NULL;
+    if (strchr(value, ':') != NULL && value[0] != '[')
+        return sp_config_strf("invalid host %s: must not include a port",
+                              sp_config_quote(q, sizeof(q), value));
+    return sp_config_strf("invalid host %s: expected a host name like \"api.example.com\" or a "
+                          "wildcard like \"*.example.com\"",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+char *sp_config_check_path_prefix(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '/')
+        return sp_config_strf("must start with \"/\", got %s",
+                              sp_config_quote(q, sizeof(q), value));
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#')
+            return sp_config_strf("invalid path prefix %s: spaces, control characters, \"?\" "
+                                  "and \"#\" are not allowed",
+                                  sp_config_quote(q, sizeof(q), value));
+    }
+    return NULL;
+}
+
+char *sp_config_check_method(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    /* RFC 9110 §9.1: a method is a token; we also require upper case, as all standard ones are */
+    static const char tchar_upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '\0' && value[strspn(value, tchar_upper)] == '\0')
+        return NULL;
+    return sp_config_strf("invalid method %s: expected an upper-case token like GET or POST",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+char *sp_config_check_server_name(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (is_dns_name(value))
+        return NULL;
+    return sp_config_strf("invalid server name %s: expected a DNS name like \"backend.internal\"",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+/* ---- checks across entries ---- */
+
+/* Adds an error for `key`, taking its line from the path map. */
+static void cross_error(struct sp_config_errors *errors, const struct sp_config *config,
+                        const struct sp_config_lines *lines, const char *key, char *message)
+{
+    sp_config_error_add(errors, config->path, sp_config_lines_find(lines, key), key, "%s", message);
+    free(message);
+}
+
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+    const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
+
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return a4->sin_port == b4->sin_port && a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+    return a6->sin6_port == b6->sin6_port &&
+           memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+static int check_listeners(const struct sp_config *c, const struct sp_config_lines *lines,
+                           struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t j = 1; j < c->listeners_count; j++) {
+        const struct sp_listener_conf *l = &c->listeners[j];
+
+        for (size_t i = 0; i < j; i++) {
+            char *key;
+
+            if (!same_sockaddr(&c->listeners[i].addr, &l->addr))
+                continue;
+            key = sp_config_strf("listeners[%zu]", j);
+            cross_error(errors, c, lines, key,
+                        sp_config_strf("duplicate listener %s port %u (also listeners[%zu])",
+                                       l->address, (unsigned)l->port, i));
+            free(key);
+            rv = -EINVAL;
+            break;
+        }
+    }
+    return rv;
+}
+
+static int check_upstream_names(const struct sp_config *c, const struct sp_config_lines *lines,
+                                struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t j = 1; j < c->upstreams_count; j++) {
+        for (size_t i = 0; i < j; i++) {
+            char *key;
+
+            if (strcmp(c->upstreams[i].name, c->upstreams[j].name) != 0)
+                continue;
+            key = sp_config_strf("upstreams[%zu].name", j);
+            cross_error(errors, c, lines, key,
+                        sp_config_strf("duplicate upstream name \"%s\" (also upstreams[%zu].name)",
+                                       c->upstreams[j].name, i));
+            free(key);
+            rv = -EINVAL;
+            break;
+        }
+    }
+    return rv;
+}
+
+/* Looks for backend id `id` among the backends that come before upstreams[uj].backends[bj]. */
+static bool find_earlier_backend(const struct sp_config *c, size_t uj, size_t bj, const char *id,
+                                 size_t *ret_u, size_t *ret_b)
+{
+    for (size_t u = 0; u <= uj; u++) {
+        size_t end = u == uj ? bj : c->upstreams[u].backends_count;
+
+        for (size_t b = 0; b < end; b++) {
+            if (strcmp(c->upstreams[u].backends[b].id, id) == 0) {
+                *ret_u = u;
+                *ret_b = b;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static int check_backend_ids(const struct sp_config *c, const struct sp_config_lines *lines,
+                             struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        for (size_t b = 0; b < c->upstreams[u].backends_count; b++) {
+            const char *id = c->upstreams[u].backends[b].id;
+            size_t pu, pb;
+            char *key;
+
+            if (!find_earlier_backend(c, u, b, id, &pu, &pb))
+                continue;
+            key = sp_config_strf("upstreams[%zu].backends[%zu].id", u, b);
+            cross_error(errors, c, lines, key,
+                        sp_config_strf("duplicate backend id \"%s\" (also "
+                                       "upstreams[%zu].backends[%zu].id)",
+                                       id, pu, pb));
+            free(key);
+            rv = -EINVAL;
+        }
+    }
+    return rv;
+}
+
+static int check_methods(const struct sp_config *c, const struct sp_config_lines *lines,
+                         struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        for (size_t r = 0; r < c->upstreams[u].routes_count; r++) {
+            const struct sp_route_conf *route = &c->upstreams[u].routes[r];
+
+            for (size_t j = 1; j < route->methods_count; j++) {
+                for (size_t i = 0; i < j; i++) {
+                    char *key;
+
+                    if (strcmp(route->methods[i], route->methods[j]) != 0)
+                        continue;
+                    key = sp_config_strf("upstreams[%zu].routes[%zu].methods[%zu]", u, r, j);
+                    cross_error(errors, c, lines, key,
+                                sp_config_strf("duplicate method \"%s\"", route->methods[j]));
+                    free(key);
+                    rv = -EINVAL;
+                    break;
+                }
+            }
+        }
+    }
+    return rv;
+}
+
+/* Returns the first method both routes accept, "" when both accept any, or NULL for none. */
+static const char *common_method(const struct sp_route_conf *a, const struct sp_route_conf *b)
+{
+    if (a->methods_count == 0 && b->methods_count == 0)
+        return "";
+    if (a->methods_count == 0)
+        return b->methods[0];
+    if (b->methods_count == 0)
+        return a->methods[0];
+    for (size_t i = 0; i < a->methods_count; i++) {
+        for (size_t j = 0; j < b->methods_count; j++) {
+            if (strcmp(a->methods[i], b->methods[j]) == 0)
+                return a->methods[i];
+        }
+    }
+    return NULL;
+}
+
+/* Returns the method on which two routes collide, or NULL when a request can tell them apart. */
+static const char *route_clash(const struct sp_route_conf *a, const struct sp_route_conf *b)
+{
+    if ((a->host == NULL) != (b->host == NULL))
+        return NULL;
+    if (a->host != NULL && strcmp(a->host, b->host) != 0)
+        return NULL;
+    if (strcmp(a->path_prefix, b->path_prefix) != 0)
+        return NULL;
+    return common_method(a, b);
+}
+
+static void route_error(const struct sp_config *c, const struct sp_config_lines *lines,
+                        struct sp_config_errors *errors, const size_t at[2], const size_t prev[2],
+                        const char *method)
+{
+    const struct sp_route_conf *r = &c->upstreams[at[0]].routes[at[1]];
+    char *key = sp_config_strf("upstreams[%zu].routes[%zu]", at[0], at[1]);
+    char *tail = sp_config_strf("%s%s", method[0] != '\0' ? " for method " : "", method);
+
+    cross_error(errors, c, lines, key,
+                sp_config_strf("route host=\"%s\" path_prefix=\"%s\" duplicates "
+                               "upstreams[%zu].routes[%zu]%s",
+                               r->host != NULL ? r->host : "*", r->path_prefix, prev[0], prev[1],
+                               tail));
+    free(tail);
+    free(key);
+}
+
+/* Reports upstreams[at].routes[at] if it clashes with any route before it. */
+static int check_route(const struct sp_config *c, const struct sp_config_lines *lines,
+                       struct sp_config_errors *errors, const size_t at[2])
+{
+    const struct sp_route_conf *r = &c->upstreams[at[0]].routes[at[1]];
+
+    for (size_t u = 0; u <= at[0]; u++) {
+        size_t end = u == at[0] ? at[1] : c->upstreams[u].routes_count;
+
+        for (size_t i = 0; i < end; i++) {
+            const char *method = route_clash(&c->upstreams[u].routes[i], r);
+            const size_t prev[2] = {u, i};
+
+            if (method == NULL)
+                continue;
+            route_error(c, lines, errors, at, prev, method);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_routes(const struct sp_config *c, const struct sp_config_lines *lines,
+                        struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        for (size_t r = 0; r < c->upstreams[u].routes_count; r++) {
+            const size_t at[2] = {u, r};
+
+            if (check_route(c, lines, errors, at) < 0)
+                rv = -EINVAL;
+        }
+    }
+    return rv;
+}
+
+static int check_windows(const struct sp_config *c, const struct sp_config_lines *lines,
+                         struct sp_config_errors *errors)
+{
+    const struct sp_limits_conf *l = &c->limits;
+
+    if (l->connection_window_bytes >= l->stream_window_bytes)
+        return 0;
+    if (sp_config_lines_find(lines, "limits.connection_window_bytes") != 0)
+        cross_error(errors, c, lines, "limits.connection_window_bytes",
+                    sp_config_strf("must be at least limits.stream_window_bytes (%llu), got %llu",
+                                   (unsigned long long)l->stream_window_bytes,
+                                   (unsigned long long)l->connection_window_bytes));
+    else
+        cross_error(errors, c, lines, "limits.stream_window_bytes",
+                    sp_config_strf("must be at most limits.connection_window_bytes (%llu, the "
+                                   "default), got %llu",
+                                   (unsigned long long)l->connection_window_bytes,
+                                   (unsigned long long)l->stream_window_bytes));
+    return -EINVAL;
+}
+
+int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
+                          struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    if (check_listeners(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_upstream_names(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_backend_ids(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_methods(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_routes(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_windows(config, lines, errors) < 0)
+        rv = -EINVAL;
+    return rv;
+}

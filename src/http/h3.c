@@ -1,0 +1,958 @@
+#include "http/h3.h"
+#include "core/bodybuf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp3/nghttp3.h>
+
+/* Response fields never exceed this many when we build them (status + caller's fields). */
+#define MAX_OUT_FIELDS 256
+
+struct sp_h3_stream {
+    struct sp_h3_conn *conn;          /* borrowed; owner */
+    struct sp_h3_stream *prev, *next; /* conn's list */
+    int64_t id;
+    const struct sp_h3_stream_ops *ops; /* borrowed; NULL = detached */
+    void *user;                         /* borrowed */
+    struct sp_h3_fields headers;
+    struct sp_h3_fields trailers;
+    nghttp3_rcbuf **refs; /* owned array of refs held for the fields' bytes */
+    size_t nrefs, caprefs;
+    struct sp_bodybuf out;    /* body bytes to send */
+    nghttp3_nv *out_trailers; /* owned; one block holding nv array and bytes */
+    size_t n_out_trailers;
+    bool has_out_trailers;
+    bool submitted;   /* headers submitted (we have a data reader) */
+    bool in_trailers; /* receiving the trailer section */
+    bool too_large;   /* received section exceeded the limits */
+    bool reset_sent;
+    bool peer_ended; /* the peer's side finished cleanly */
+    unsigned status; /* client: final response status */
+};
+
+struct sp_h3_conn {
+    struct sp_quic_conn qc; /* embedded; the QUIC app ops find us with container_of */
+    nghttp3_conn *h3;       /* owned; NULL until the handshake completes */
+    bool server;
+    const struct sp_h3_server_ops *sops; /* borrowed */
+    const struct sp_h3_client_ops *cops; /* borrowed */
+    void *ctx;                           /* borrowed */
+    struct sp_h3_limits lim;
+    struct sp_h3_stream *streams; /* owned list */
+    size_t nstreams;
+    bool goaway; /* no new requests (sent or received GOAWAY) */
+    bool closed; /* on_conn_closed delivered */
+};
+
+static struct sp_h3_conn *conn_of(struct sp_quic_conn *qc)
+{
+    return SP_CONTAINER_OF(qc, struct sp_h3_conn, qc);
+}
+
+struct sp_quic_conn *sp_h3_conn_quic(struct sp_h3_conn *c)
+{
+    return &c->qc;
+}
+
+struct sp_h3_conn *sp_h3_conn_from_quic(struct sp_quic_conn *qc)
+{
+    return conn_of(qc);
+}
+
+/* ---- streams ---------------------------------------------------------------------------- */
+
+static struct sp_h3_stream *stream_new(struct sp_h3_conn *c, int64_t id)
+{
+    struct sp_h3_stream *s = sp_xcalloc(1, sizeof(*s));
+
+    s->conn = c;
+    s->id = id;
+    sp_bodybuf_init(&s->out);
+    s->next = c->streams;
+    if (c->streams != NULL)
+        c->streams->prev = s;
+    c->streams = s;
+    c->nstreams++;
+    return s;
+}
+
+static void fields_reset(struct sp_h3_fields *f)
+{
+    free(f->items);
+    memset(f, 0, sizeof(*f));
+}
+
+static void stream_free(struct sp_h3_stream *s)
+{
+    struct sp_h3_conn *c = s->conn;
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    c->nstreams--;
+    for (size_t i = 0; i < s->nrefs; i++)
+        nghttp3_rcbuf_decref(s->refs[i]);
+    free(s->refs);
+    fields_reset(&s->headers);
+    fields_reset(&s->trailers);
+    sp_bodybuf_fini(&s->out);
+    free(s->out_trailers);
+    free(s);
+}
+
+/* Tells the user the stream is gone, then frees it. */
+static void stream_finish(struct sp_h3_stream *s, uint64_t app_error)
+{
+    const struct sp_h3_stream_ops *ops = s->ops;
+
+    s->ops = NULL;
+    if (ops != NULL)
+        ops->on_close(s, s->user, app_error);
+    stream_free(s);
+}
+
+static void keep_ref(struct sp_h3_stream *s, nghttp3_rcbuf *rc)
+{
+    if (s->nrefs == s->caprefs) {
+        s->caprefs = s->caprefs ? s->caprefs * 2 : 16;
+        s->refs = sp_xrealloc(s->refs, s->caprefs * sizeof(*s->refs));
+    }
+    nghttp3_rcbuf_incref(rc);
+    s->refs[s->nrefs++] = rc;
+}
+
+static void fields_add(struct sp_h3_stream *s, struct sp_h3_fields *f, nghttp3_rcbuf *name,
+                       nghttp3_rcbuf *value)
+{
+    nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
+    nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
+    const struct sp_h3_limits *lim = &s->conn->lim;
+
+    /* RFC 9114 §4.2.2: section size counts name + value + 32 per field. */
+    f->bytes += n.len + v.len + 32;
+    if (f->count >= lim->max_headers || f->bytes > lim->max_header_bytes) {
+        s->too_large = true;
+        return;
+    }
+    if (f->count == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 16;
+        f->items = sp_xrealloc(f->items, f->cap * sizeof(*f->items));
+    }
+    keep_ref(s, name);
+    keep_ref(s, value);
+    f->items[f->count].name = n.base;
+    f->items[f->count].name_len = n.len;
+    f->items[f->count].value = v.base;
+    f->items[f->count].value_len = v.len;
+    f->count++;
+}
+
+const struct sp_h3_field *sp_h3_fields_find(const struct sp_h3_fields *f, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < f->count; i++) {
+        if (f->items[i].name_len == len && memcmp(f->items[i].name, name, len) == 0)
+            return &f->items[i];
+    }
+    return NULL;
+}
+
+static unsigned parse_status(const struct sp_h3_fields *f)
+{
+    const struct sp_h3_field *st = sp_h3_fields_find(f, ":status");
+    unsigned v = 0;
+
+    if (st == NULL || st->value_len != 3)
+        return 0;
+    for (size_t i = 0; i < 3; i++)
+        v = v * 10 + (unsigned)(st->value[i] - '0');
+    return v;
+}
+
+/* ---- nghttp3 callbacks ------------------------------------------------------------------ */
+
+static struct sp_h3_conn *h3_user(void *conn_user_data)
+{
+    return conn_user_data;
+}
+
+static int cb_acked_stream_data(nghttp3_conn *h3, int64_t stream_id, uint64_t datalen,
+                                void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    if (s == NULL)
+        return 0;
+    sp_bodybuf_ack(&s->out, datalen);
+    if (s->ops != NULL && s->ops->on_sent != NULL)
+        s->ops->on_sent(s, s->user, datalen);
+    return 0;
+}
+
+static int cb_stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                           void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    if (s != NULL)
+        stream_finish(s, app_error_code == SP_H3_NO_ERROR ? 0 : app_error_code);
+    if (c->server) {
+        /* RFC 9000 §4.6: let the client open a new request stream in its place. */
+        if (ngtcp2_is_bidi_stream(stream_id))
+            (void)ngtcp2_conn_extend_max_streams_bidi(c->qc.conn, 1);
+    } else if (c->cops->on_streams_available != NULL && !c->goaway) {
+        c->cops->on_streams_available(c, c->ctx);
+    }
+    return 0;
+}
+
+static int cb_recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data, size_t datalen,
+                        void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    if (s == NULL || s->ops == NULL || s->ops->on_data == NULL) {
+        /* Nobody reads this stream any more: discard, but keep flow control open. */
+        sp_quic_conn_consume(&c->qc, stream_id, datalen);
+        return 0;
+    }
+    s->ops->on_data(s, s->user, data, datalen);
+    return 0;
+}
+
+static int cb_deferred_consume(nghttp3_conn *h3, int64_t stream_id, size_t consumed,
+                               void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+
+    (void)h3;
+    (void)stream_user_data;
+    sp_quic_conn_consume(&c->qc, stream_id, consumed);
+    return 0;
+}
+
+static int cb_begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
+                            void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+    struct sp_h3_stream *s;
+
+    (void)stream_user_data;
+    if (!c->server)
+        return 0;
+    s = stream_new(c, stream_id);
+    if (nghttp3_conn_set_stream_user_data(h3, stream_id, s) != 0) {
+        stream_free(s);
+        return NGHTTP3_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int cb_recv_header(nghttp3_conn *h3, int64_t stream_id, int32_t token, nghttp3_rcbuf *name,
+                          nghttp3_rcbuf *value, uint8_t flags, void *conn_user_data,
+                          void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)token;
+    (void)flags;
+    (void)conn_user_data;
+    if (s == NULL)
+        return 0;
+    fields_add(s, s->in_trailers ? &s->trailers : &s->headers, name, value);
+    return 0;
+}
+
+/* Server: a request whose section broke our limits gets 431 and no handler (RFC 6585 §5). */
+static void reject_too_large(struct sp_h3_stream *s)
+{
+    static const uint8_t cl_name[] = "content-length", cl_value[] = "0";
+    struct sp_h3_field f = {cl_name, sizeof(cl_name) - 1, cl_value, sizeof(cl_value) - 1};
+
+    SP_LOG_DEBUG("http", "event=request_rejected stream=%lld reason=header_section_too_large",
+                 (long long)s->id);
+    if (sp_h3_stream_respond(s, 431, &f, 1, false) != 0)
+        sp_h3_stream_reset(s, SP_H3_EXCESSIVE_LOAD);
+    /* RFC 9114 §4.1.1: we answered early, the rest of the request is not needed. */
+    (void)ngtcp2_conn_shutdown_stream_read(s->conn->qc.conn, s->id, SP_H3_NO_ERROR);
+}
+
+static int cb_end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_user_data,
+                          void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)fin;
+    if (s == NULL)
+        return 0;
+    if (c->server) {
+        if (s->too_large) {
+            reject_too_large(s);
+            return 0;
+        }
+        c->sops->on_request(c, s, c->ctx);
+        return 0;
+    }
+    if (s->too_large) {
+        sp_h3_stream_reset(s, SP_H3_EXCESSIVE_LOAD);
+        return 0;
+    }
+    s->status = parse_status(&s->headers);
+    if (s->status < 200) {
+        /* Interim response (RFC 9114 §4.1): not forwarded; wait for the final one. */
+        fields_reset(&s->headers);
+        s->status = 0;
+        return 0;
+    }
+    if (s->ops != NULL)
+        s->ops->on_headers(s, s->user);
+    return 0;
+}
+
+static int cb_begin_trailers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
+                             void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    if (s != NULL)
+        s->in_trailers = true;
+    return 0;
+}
+
+static int cb_end_trailers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_user_data,
+                           void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)fin;
+    (void)conn_user_data;
+    if (s == NULL || s->ops == NULL)
+        return 0;
+    if (s->too_large) {
+        sp_h3_stream_reset(s, SP_H3_EXCESSIVE_LOAD);
+        return 0;
+    }
+    if (s->ops->on_trailers != NULL)
+        s->ops->on_trailers(s, s->user);
+    return 0;
+}
+
+static int cb_stop_sending(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                           void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+
+    (void)h3;
+    (void)stream_user_data;
+    (void)ngtcp2_conn_shutdown_stream_read(c->qc.conn, stream_id, app_error_code);
+    return 0;
+}
+
+static int cb_end_stream(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
+                         void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    if (s != NULL)
+        s->peer_ended = true;
+    if (s != NULL && s->ops != NULL && s->ops->on_end != NULL)
+        s->ops->on_end(s, s->user);
+    return 0;
+}
+
+static int cb_reset_stream(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                           void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+
+    (void)h3;
+    (void)stream_user_data;
+    (void)ngtcp2_conn_shutdown_stream_write(c->qc.conn, stream_id, app_error_code);
+    return 0;
+}
+
+static int cb_shutdown(nghttp3_conn *h3, int64_t id, void *conn_user_data)
+{
+    struct sp_h3_conn *c = h3_user(conn_user_data);
+
+    (void)h3;
+    (void)id;
+    /* RFC 9114 §5.2: the peer is going away; open no new requests here. */
+    c->goaway = true;
+    if (!c->server && c->cops->on_goaway != NULL)
+        c->cops->on_goaway(c, c->ctx);
+    return 0;
+}
+
+static const nghttp3_callbacks h3_callbacks = {
+    .acked_stream_data = cb_acked_stream_data,
+    .stream_close = cb_stream_close,
+    .recv_data = cb_recv_data,
+    .deferred_consume = cb_deferred_consume,
+    .begin_headers = cb_begin_headers,
+    .recv_header = cb_recv_header,
+    .end_headers = cb_end_headers,
+    .begin_trailers = cb_begin_trailers,
+    .recv_trailer = cb_recv_header,
+    .end_trailers = cb_end_trailers,
+    .stop_sending = cb_stop_sending,
+    .end_stream = cb_end_stream,
+    .reset_stream = cb_reset_stream,
+    .shutdown = cb_shutdown,
+};
+
+/* ---- data reader ------------------------------------------------------------------------ */
+
+static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec *vec, size_t veccnt,
+                               uint32_t *pflags, void *conn_user_data, void *stream_user_data)
+{
+    struct sp_h3_stream *s = stream_user_data;
+    struct sp_bodybuf_vec bv[16];
+    size_t n, total = 0;
+
+    (void)conn_user_data;
+    if (s == NULL) {
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        return 0;
+    }
+    n = sp_bodybuf_peek(&s->out, bv, SP_MIN(veccnt, SP_ARRAY_LEN(bv)));
+    for (size_t i = 0; i < n; i++) {
+        vec[i].base = (uint8_t *)bv[i].base;
+        vec[i].len = bv[i].len;
+        total += bv[i].len;
+    }
+    sp_bodybuf_advance(&s->out, total);
+    if (s->out.eof && sp_bodybuf_pending(&s->out) == 0) {
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        if (s->has_out_trailers) {
+            *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+            if (nghttp3_conn_submit_trailers(h3, stream_id, s->out_trailers, s->n_out_trailers) !=
+                0)
+                return NGHTTP3_ERR_CALLBACK_FAILURE;
+        }
+        return (nghttp3_ssize)n;
+    }
+    if (n == 0)
+        return NGHTTP3_ERR_WOULDBLOCK;
+    return (nghttp3_ssize)n;
+}
+
+static const nghttp3_data_reader data_reader = {.read_data = read_data};
+
+/* ---- QUIC application ops --------------------------------------------------------------- */
+
+static int h3_error(struct sp_h3_conn *c, int liberr, const char *what)
+{
+    SP_LOG_DEBUG("http", "event=h3_error op=%s err=\"%s\"", what, nghttp3_strerror(liberr));
+    ngtcp2_connection_close_error_set_application_error(
+        &c->qc.last_error, nghttp3_err_infer_quic_app_error_code(liberr), NULL, 0);
+    return -EPROTO;
+}
+
+static int setup_h3(struct sp_h3_conn *c)
+{
+    nghttp3_settings settings;
+    int64_t ctrl, qenc, qdec;
+    int rv;
+
+    if (c->h3 != NULL)
+        return 0;
+    nghttp3_settings_default(&settings);
+    settings.max_field_section_size = c->lim.max_header_bytes;
+    settings.qpack_max_dtable_capacity = 4096;
+    settings.qpack_blocked_streams = 100;
+    if (c->server)
+        rv = nghttp3_conn_server_new(&c->h3, &h3_callbacks, &settings, NULL, c);
+    else
+        rv = nghttp3_conn_client_new(&c->h3, &h3_callbacks, &settings, NULL, c);
+    if (rv != 0)
+        return h3_error(c, rv, "conn_new");
+    if (c->server) {
+        const ngtcp2_transport_params *tp = ngtcp2_conn_get_local_transport_params(c->qc.conn);
+
+        nghttp3_conn_set_max_client_streams_bidi(c->h3, tp->initial_max_streams_bidi);
+    }
+    /* RFC 9114 §6.2.1 and RFC 9204 §4.2: control stream and the two QPACK streams. */
+    if (ngtcp2_conn_open_uni_stream(c->qc.conn, &ctrl, NULL) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->qc.conn, &qenc, NULL) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->qc.conn, &qdec, NULL) != 0)
+        return -EPROTO;
+    rv = nghttp3_conn_bind_control_stream(c->h3, ctrl);
+    if (rv == 0)
+        rv = nghttp3_conn_bind_qpack_streams(c->h3, qenc, qdec);
+    if (rv != 0)
+        return h3_error(c, rv, "bind_streams");
+    return 0;
+}
+
+static int on_handshake_completed(struct sp_quic_conn *qc)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    int rv = setup_h3(c);
+
+    if (rv != 0)
+        return rv;
+    if (c->server)
+        c->sops->on_handshake(c, c->ctx);
+    else if (c->cops->on_ready != NULL)
+        c->cops->on_ready(c, c->ctx);
+    return 0;
+}
+
+static int on_stream_data(struct sp_quic_conn *qc, int64_t stream_id, const uint8_t *data,
+                          size_t len, bool fin, void *stream_user_data)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    nghttp3_ssize n;
+    int rv;
+
+    (void)stream_user_data;
+    rv = setup_h3(c);
+    if (rv != 0)
+        return rv;
+    n = nghttp3_conn_read_stream(c->h3, stream_id, data, len, fin);
+    if (n < 0)
+        return h3_error(c, (int)n, "read_stream");
+    /* Frame overhead and QPACK bytes are ours to release; DATA payload is the user's. */
+    sp_quic_conn_consume(qc, stream_id, (uint64_t)n);
+    return 0;
+}
+
+static int on_acked(struct sp_quic_conn *qc, int64_t stream_id, uint64_t len,
+                    void *stream_user_data)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    int rv;
+
+    (void)stream_user_data;
+    if (c->h3 == NULL)
+        return 0;
+    rv = nghttp3_conn_add_ack_offset(c->h3, stream_id, len);
+    return rv == 0 ? 0 : h3_error(c, rv, "add_ack_offset");
+}
+
+static int on_stream_close(struct sp_quic_conn *qc, int64_t stream_id, bool has_app_error,
+                           uint64_t app_error_code, void *stream_user_data)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    int rv;
+
+    (void)stream_user_data;
+    if (c->h3 == NULL)
+        return 0;
+    if (!has_app_error)
+        app_error_code = SP_H3_NO_ERROR;
+    rv = nghttp3_conn_close_stream(c->h3, stream_id, app_error_code);
+    if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND)
+        return h3_error(c, rv, "close_stream");
+    return 0;
+}
+
+static int on_stream_reset(struct sp_quic_conn *qc, int64_t stream_id, uint64_t app_error_code,
+                           void *stream_user_data)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+
+    (void)app_error_code;
+    (void)stream_user_data;
+    if (c->h3 != NULL && nghttp3_conn_shutdown_stream_read(c->h3, stream_id) != 0)
+        return -EPROTO;
+    return 0;
+}
+
+static int on_extend_max_stream_data(struct sp_quic_conn *qc, int64_t stream_id,
+                                     void *stream_user_data)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+
+    (void)stream_user_data;
+    if (c->h3 != NULL && nghttp3_conn_unblock_stream(c->h3, stream_id) != 0)
+        return -EPROTO;
+    return 0;
+}
+
+static int on_extend_max_streams_bidi(struct sp_quic_conn *qc, uint64_t max_streams)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+
+    if (c->server) {
+        if (c->h3 != NULL)
+            nghttp3_conn_set_max_client_streams_bidi(c->h3, max_streams);
+    } else if (c->h3 != NULL && !c->goaway && c->cops->on_streams_available != NULL) {
+        c->cops->on_streams_available(c, c->ctx);
+    }
+    return 0;
+}
+
+static int pull(struct sp_quic_conn *qc, int64_t *ret_stream_id, bool *ret_fin, ngtcp2_vec *vec,
+                size_t veccnt)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    nghttp3_ssize n;
+    int fin = 0;
+
+    *ret_stream_id = -1;
+    *ret_fin = false;
+    if (c->h3 == NULL)
+        return 0;
+    n = nghttp3_conn_writev_stream(c->h3, ret_stream_id, &fin, (nghttp3_vec *)(void *)vec, veccnt);
+    if (n < 0)
+        return h3_error(c, (int)n, "writev_stream");
+    *ret_fin = fin != 0;
+    return (int)n;
+}
+
+static int on_written(struct sp_quic_conn *qc, int64_t stream_id, size_t len)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+    int rv;
+
+    if (c->h3 == NULL || stream_id < 0)
+        return 0;
+    rv = nghttp3_conn_add_write_offset(c->h3, stream_id, len);
+    return rv == 0 ? 0 : h3_error(c, rv, "add_write_offset");
+}
+
+static void on_blocked(struct sp_quic_conn *qc, int64_t stream_id, bool shut)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+
+    if (c->h3 == NULL)
+        return;
+    if (shut)
+        nghttp3_conn_shutdown_stream_write(c->h3, stream_id);
+    else
+        nghttp3_conn_block_stream(c->h3, stream_id);
+}
+
+static void on_closed(struct sp_quic_conn *qc, const char *reason)
+{
+    struct sp_h3_conn *c = conn_of(qc);
+
+    c->goaway = true;
+    while (c->streams != NULL) {
+        struct sp_h3_stream *s = c->streams;
+        /* A peer may close the connection right after reading everything (before our FIN is
+         * acknowledged): that exchange still completed. */
+        bool complete =
+            s->peer_ended && s->out.eof && !s->reset_sent && sp_bodybuf_pending(&s->out) == 0;
+
+        stream_finish(s, complete ? 0 : SP_H3_INTERNAL_ERROR);
+    }
+    c->closed = true;
+    if (c->server)
+        c->sops->on_conn_closed(c, c->ctx, reason);
+    else
+        c->cops->on_conn_closed(c, c->ctx, reason);
+}
+
+static const struct sp_quic_app_ops h3_app_ops = {
+    .on_handshake_completed = on_handshake_completed,
+    .on_stream_data = on_stream_data,
+    .on_acked = on_acked,
+    .on_stream_close = on_stream_close,
+    .on_stream_reset = on_stream_reset,
+    .on_stop_sending = on_stream_reset,
+    .on_extend_max_stream_data = on_extend_max_stream_data,
+    .on_extend_max_streams_bidi = on_extend_max_streams_bidi,
+    .pull = pull,
+    .on_written = on_written,
+    .on_blocked = on_blocked,
+    .on_closed = on_closed,
+};
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+int sp_h3_conn_new_server(struct ev_loop *loop, struct sp_quic_endpoint *ep,
+                          const struct sockaddr *remote, socklen_t remote_len,
+                          const ngtcp2_pkt_hd *hd, const ngtcp2_cid *scid,
+                          const struct sp_quic_conn_params *params, const struct sp_h3_limits *lim,
+                          gnutls_session_t tls, const struct sp_h3_server_ops *ops, void *ctx,
+                          struct sp_h3_conn **ret)
+{
+    struct sp_h3_conn *c = sp_xcalloc(1, sizeof(*c));
+    int rv;
+
+    rv = sp_quic_conn_init_server(&c->qc, loop, ep, remote, remote_len, hd, scid, params, tls,
+                                  &h3_app_ops);
+    if (rv != 0) {
+        free(c);
+        return rv;
+    }
+    gnutls_session_set_ptr(tls, &c->qc.conn_ref);
+    c->server = true;
+    c->sops = ops;
+    c->ctx = ctx;
+    c->lim = *lim;
+    *ret = c;
+    return 0;
+}
+
+int sp_h3_conn_new_client(struct ev_loop *loop, struct sp_quic_endpoint *ep,
+                          const struct sockaddr *remote, socklen_t remote_len,
+                          const struct sp_quic_conn_params *params, const struct sp_h3_limits *lim,
+                          gnutls_session_t tls, const struct sp_h3_client_ops *ops, void *ctx,
+                          struct sp_h3_conn **ret)
+{
+    struct sp_h3_conn *c = sp_xcalloc(1, sizeof(*c));
+    int rv;
+
+    gnutls_session_set_ptr(tls, &c->qc.conn_ref);
+    rv = sp_quic_conn_init_client(&c->qc, loop, ep, remote, remote_len, params, tls, &h3_app_ops);
+    if (rv != 0) {
+        free(c);
+        return rv;
+    }
+    c->cops = ops;
+    c->ctx = ctx;
+    c->lim = *lim;
+    *ret = c;
+    return 0;
+}
+
+void sp_h3_conn_free(struct sp_h3_conn *c)
+{
+    if (c == NULL)
+        return;
+    /* Streams are normally gone already (on_closed); this covers a conn freed while open. */
+    c->closed = true;
+    while (c->streams != NULL) {
+        struct sp_h3_stream *s = c->streams;
+
+        s->ops = NULL;
+        stream_free(s);
+    }
+    nghttp3_conn_del(c->h3);
+    c->h3 = NULL;
+    sp_quic_conn_fini(&c->qc);
+    free(c);
+}
+
+uint64_t sp_h3_conn_streams_left(struct sp_h3_conn *c)
+{
+    if (c->h3 == NULL || c->goaway || c->qc.state != SP_QUIC_CONN_ESTABLISHED)
+        return 0;
+    return ngtcp2_conn_get_streams_bidi_left(c->qc.conn);
+}
+
+static void to_nv(nghttp3_nv *nv, const struct sp_h3_field *f)
+{
+    nv->name = (uint8_t *)f->name;
+    nv->namelen = f->name_len;
+    nv->value = (uint8_t *)f->value;
+    nv->valuelen = f->value_len;
+    nv->flags = NGHTTP3_NV_FLAG_NONE;
+}
+
+int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_h3_field *fields, size_t n,
+                              bool has_body, const struct sp_h3_stream_ops *ops, void *user,
+                              struct sp_h3_stream **ret_stream)
+{
+    nghttp3_nv nva[MAX_OUT_FIELDS];
+    struct sp_h3_stream *s;
+    int64_t id;
+    int rv;
+
+    if (n > MAX_OUT_FIELDS)
+        return -EINVAL;
+    if (sp_h3_conn_streams_left(c) == 0)
+        return -EAGAIN;
+    if (ngtcp2_conn_open_bidi_stream(c->qc.conn, &id, NULL) != 0)
+        return -EAGAIN;
+    for (size_t i = 0; i < n; i++)
+        to_nv(&nva[i], &fields[i]);
+    s = stream_new(c, id);
+    s->ops = ops;
+    s->user = user;
+    s->submitted = true;
+    rv = nghttp3_conn_submit_request(c->h3, id, nva, n, has_body ? &data_reader : NULL, s);
+    if (rv != 0) {
+        (void)ngtcp2_conn_shutdown_stream(c->qc.conn, id, SP_H3_INTERNAL_ERROR);
+        s->ops = NULL;
+        stream_free(s);
+        return -EPROTO;
+    }
+    if (!has_body)
+        s->out.eof = true;
+    *ret_stream = s;
+    sp_quic_conn_write(&c->qc);
+    return 0;
+}
+
+void sp_h3_conn_shutdown(struct sp_h3_conn *c)
+{
+    if (c->h3 == NULL || c->qc.state != SP_QUIC_CONN_ESTABLISHED)
+        return;
+    c->goaway = true;
+    (void)nghttp3_conn_submit_shutdown_notice(c->h3);
+    sp_quic_conn_write(&c->qc);
+}
+
+void sp_h3_conn_close(struct sp_h3_conn *c, const char *reason)
+{
+    sp_quic_conn_close(&c->qc, SP_H3_NO_ERROR, reason);
+}
+
+size_t sp_h3_conn_active_streams(const struct sp_h3_conn *c)
+{
+    return c->nstreams;
+}
+
+void sp_h3_stream_set_user(struct sp_h3_stream *s, const struct sp_h3_stream_ops *ops, void *user)
+{
+    s->ops = ops;
+    s->user = user;
+}
+
+int sp_h3_stream_respond(struct sp_h3_stream *s, unsigned status, const struct sp_h3_field *fields,
+                         size_t n, bool has_body)
+{
+    nghttp3_nv nva[MAX_OUT_FIELDS + 1];
+    char st[4];
+    int rv;
+
+    if (n > MAX_OUT_FIELDS || status < 100 || status > 599)
+        return -EINVAL;
+    snprintf(st, sizeof(st), "%03u", status);
+    nva[0] = (nghttp3_nv){.name = (uint8_t *)":status",
+                          .namelen = 7,
+                          .value = (uint8_t *)st,
+                          .valuelen = 3,
+                          .flags = NGHTTP3_NV_FLAG_NONE};
+    for (size_t i = 0; i < n; i++)
+        to_nv(&nva[i + 1], &fields[i]);
+    rv = nghttp3_conn_submit_response(s->conn->h3, s->id, nva, n + 1,
+                                      has_body ? &data_reader : NULL);
+    if (rv != 0)
+        return -EPROTO;
+    s->submitted = true;
+    if (!has_body)
+        s->out.eof = true;
+    sp_quic_conn_write(&s->conn->qc);
+    return 0;
+}
+
+static void resume(struct sp_h3_stream *s)
+{
+    if (s->submitted && s->conn->h3 != NULL) {
+        (void)nghttp3_conn_resume_stream(s->conn->h3, s->id);
+        sp_quic_conn_write(&s->conn->qc);
+    }
+}
+
+void sp_h3_stream_write(struct sp_h3_stream *s, const uint8_t *data, size_t len)
+{
+    if (s->out.eof || s->reset_sent || len == 0)
+        return;
+    sp_bodybuf_append(&s->out, data, len);
+    resume(s);
+}
+
+static nghttp3_nv *copy_trailers(const struct sp_h3_field *f, size_t n)
+{
+    size_t bytes = n * sizeof(nghttp3_nv);
+    nghttp3_nv *nv;
+    uint8_t *p;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len;
+    nv = sp_xmalloc(bytes);
+    p = (uint8_t *)(nv + n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, f[i].name, f[i].name_len);
+        nv[i].name = p;
+        nv[i].namelen = f[i].name_len;
+        p += f[i].name_len;
+        memcpy(p, f[i].value, f[i].value_len);
+        nv[i].value = p;
+        nv[i].valuelen = f[i].value_len;
+        p += f[i].value_len;
+        nv[i].flags = NGHTTP3_NV_FLAG_NONE;
+    }
+    return nv;
+}
+
+void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_h3_field *trailers, size_t n)
+{
+    if (s->out.eof || s->reset_sent)
+        return;
+    if (n > 0) {
+        s->out_trailers = copy_trailers(trailers, n);
+        s->n_out_trailers = n;
+        s->has_out_trailers = true;
+    }
+    s->out.eof = true;
+    resume(s);
+}
+
+void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len)
+{
+    sp_quic_conn_consume(&s->conn->qc, s->id, len);
+    /* Credit is worth sending promptly: the peer may be blocked on it. */
+    sp_quic_conn_write(&s->conn->qc);
+}
+
+void sp_h3_stream_reset(struct sp_h3_stream *s, uint64_t app_error)
+{
+    if (s->reset_sent)
+        return;
+    s->reset_sent = true;
+    if (s->conn->h3 != NULL)
+        (void)nghttp3_conn_shutdown_stream_read(s->conn->h3, s->id);
+    sp_quic_conn_shutdown_stream(&s->conn->qc, s->id, app_error);
+    sp_quic_conn_write(&s->conn->qc);
+}
+
+const struct sp_h3_fields *sp_h3_stream_headers(const struct sp_h3_stream *s)
+{
+    return &s->headers;
+}
+
+const struct sp_h3_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s)
+{
+    return &s->trailers;
+}
+
+uint64_t sp_h3_stream_unacked(const struct sp_h3_stream *s)
+{
+    return sp_bodybuf_held(&s->out);
+}
+
+unsigned sp_h3_stream_status(const struct sp_h3_stream *s)
+{
+    return s->status;
+}
+
+struct sp_h3_conn *sp_h3_stream_conn(const struct sp_h3_stream *s)
+{
+    return s->conn;
+}

@@ -1,0 +1,656 @@
+#include "proxy/proxy.h"
+#include "core/bodybuf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/headers.h"
+#include "lb/lb.h"
+#include "proxy/router.h"
+#include "upstream/pool.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Extra fields spooky adds to a forwarded request. */
+#define ADDED_FIELDS 4
+
+struct upstream_rt {
+    const struct sp_upstream_conf *conf; /* borrowed */
+    struct sp_pool *pool;                /* owned */
+    struct sp_lb *lb;                    /* owned */
+    struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
+};
+
+struct sp_proxy {
+    struct ev_loop *loop;        /* borrowed */
+    struct sp_defer *defer;      /* borrowed */
+    const struct sp_config *cfg; /* borrowed */
+    struct sp_router *router;    /* owned */
+    struct upstream_rt *ups;     /* owned array, one per upstream */
+    size_t nups;
+    struct sp_h3_handler handler;
+    char alt_svc[64]; /* alt-svc value, empty when disabled */
+    size_t inflight;
+};
+
+struct req {
+    struct sp_proxy *px;          /* borrowed */
+    struct sp_h3_stream *cs;      /* borrowed; client stream, NULL once closed */
+    struct sp_h3_stream *us;      /* borrowed; upstream stream, NULL until acquired/closed */
+    struct sp_pool_waiter waiter; /* queued for a stream */
+    ev_timer timer;               /* response timeout */
+    struct sp_bodybuf pending;    /* request body received before the upstream stream */
+    size_t up;                    /* upstream index, valid when routed */
+    ssize_t be;                   /* backend index or -1 */
+    bool routed, req_done, resp_started, resp_done, counted, finished;
+    unsigned status;                 /* status sent to the client */
+    unsigned tries;                  /* backends tried */
+    uint64_t body_bytes;             /* request body bytes received */
+    const char *cause;               /* static; "-" when fine */
+    char *xff, *via;                 /* owned; built header values */
+    char *method, *authority, *path; /* owned copies for the access log */
+    char request_id[129];
+    char client_ip[INET6_ADDRSTRLEN];
+    sp_time_t start_ns;
+};
+
+static const struct sp_h3_stream_ops client_stream_ops;
+static const struct sp_h3_stream_ops upstream_stream_ops;
+
+/* ---- finishing ---------------------------------------------------------------------------- */
+
+static void req_free(void *arg)
+{
+    struct req *r = arg;
+
+    sp_bodybuf_fini(&r->pending);
+    free(r->xff);
+    free(r->via);
+    free(r->method);
+    free(r->authority);
+    free(r->path);
+    free(r);
+}
+
+static const char *str_or_dash(const char *s)
+{
+    return s != NULL ? s : "-";
+}
+
+static void access_log(struct req *r)
+{
+    char auth[256], path[512];
+    const char *upname = r->routed ? r->px->ups[r->up].conf->name : "-";
+    const char *beid = r->be >= 0 ? r->px->ups[r->up].conf->backends[r->be].id : "-";
+    const char *a = str_or_dash(r->authority), *p = str_or_dash(r->path);
+
+    SP_LOG_INFO("access",
+                "request_id=%s client=%s method=%s authority=\"%s\" path=\"%s\" upstream=%s "
+                "backend=%s status=%u cause=%s tries=%u duration_ms=%.1f",
+                r->request_id, r->client_ip, str_or_dash(r->method),
+                sp_log_escape(auth, sizeof(auth), a, strlen(a)),
+                sp_log_escape(path, sizeof(path), p, strlen(p)), upname, beid, r->status, r->cause,
+                r->tries, (double)(sp_time_now() - r->start_ns) / (double)SP_MS);
+}
+
+/* Frees the request once neither stream nor the pool refers to it. */
+static void maybe_finish(struct req *r)
+{
+    if (r->finished || r->cs != NULL || r->us != NULL || r->waiter.queued)
+        return;
+    r->finished = true;
+    ev_timer_stop(r->px->loop, &r->timer);
+    if (r->status == 0)
+        r->status = 499; /* client went away before any response */
+    access_log(r);
+    r->px->inflight--;
+    sp_defer_add(r->px->defer, req_free, r);
+}
+
+static void detach_upstream(struct req *r, uint64_t err)
+{
+    struct sp_h3_stream *us = r->us;
+
+    if (us == NULL)
+        return;
+    r->us = NULL;
+    sp_h3_stream_set_user(us, NULL, NULL);
+    if (err != 0)
+        sp_h3_stream_reset(us, err);
+    if (r->counted) {
+        r->counted = false;
+        sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
+    }
+}
+
+/* Answers the client with a spooky-generated error (only before any response byte). */
+static void respond_error(struct req *r, unsigned status, const char *cause)
+{
+    char body[96], len[16];
+    int n;
+
+    r->cause = cause;
+    if (r->cs == NULL || r->resp_started)
+        return;
+    n = snprintf(body, sizeof(body), "%u %s\n", status, cause);
+    snprintf(len, sizeof(len), "%d", n);
+    struct sp_h3_field f[] = {
+        {(const uint8_t *)"content-type", 12, (const uint8_t *)"text/plain", 10},
+        {(const uint8_t *)"content-length", 14, (const uint8_t *)len, strlen(len)},
+        {(const uint8_t *)"retry-after", 11, (const uint8_t *)"1", 1},
+    };
+    /* RFC 9110 §15.6.4: 503 may say when to come back. */
+    size_t nf = status == 503 ? 3 : 2;
+
+    r->resp_started = true;
+    r->status = status;
+    if (sp_h3_stream_respond(r->cs, status, f, nf, true) != 0) {
+        sp_h3_stream_reset(r->cs, SP_H3_INTERNAL_ERROR);
+        return;
+    }
+    sp_h3_stream_write(r->cs, (const uint8_t *)body, (size_t)n);
+    sp_h3_stream_end(r->cs, NULL, 0);
+    r->resp_done = true;
+}
+
+static void fail_request(struct req *r, unsigned status, const char *cause)
+{
+    if (sp_log_enabled(SP_LOG_LEVEL_WARN) && status >= 500) {
+        const char *beid = r->be >= 0 ? r->px->ups[r->up].conf->backends[r->be].id : "-";
+
+        SP_LOG_WARN("proxy", "request_id=%s backend=%s status=%u cause=%s action=respond_error",
+                    r->request_id, beid, status, cause);
+    }
+    ev_timer_stop(r->px->loop, &r->timer);
+    if (r->waiter.queued)
+        sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
+    detach_upstream(r, SP_H3_REQUEST_CANCELLED);
+    if (r->resp_started) {
+        /* Too late for a status: a reset tells the client the response is incomplete. */
+        r->cause = cause;
+        if (r->cs != NULL && !r->resp_done)
+            sp_h3_stream_reset(r->cs, SP_H3_INTERNAL_ERROR);
+    } else {
+        respond_error(r, status, cause);
+    }
+    maybe_finish(r);
+}
+
+/* ---- forwarding the request --------------------------------------------------------------- */
+
+static bool name_is(const struct sp_h3_field *f, const char *name)
+{
+    size_t n = strlen(name);
+
+    return f->name_len == n && memcmp(f->name, name, n) == 0;
+}
+
+static struct sp_h3_field field_str(const char *name, const char *value)
+{
+    struct sp_h3_field f = {(const uint8_t *)name, strlen(name), (const uint8_t *)value,
+                            strlen(value)};
+    return f;
+}
+
+/* Builds the forwarded field list: end-to-end fields as received, hop-by-hop fields dropped
+ * (RFC 9110 §7.6.1), forwarding fields set by policy. Returns the count; out has room for
+ * in->count + ADDED_FIELDS. */
+static size_t build_request_fields(struct req *r, const struct sp_h3_fields *in,
+                                   struct sp_h3_field *out)
+{
+    const struct sp_h3_field *xff = NULL, *via = NULL;
+    size_t n = 0;
+
+    for (size_t i = 0; i < in->count; i++) {
+        const struct sp_h3_field *f = &in->items[i];
+
+        if (f->name_len > 0 && f->name[0] == ':') {
+            out[n++] = *f;
+        } else if (name_is(f, "te")) {
+            /* RFC 9114 §4.2: only "trailers" is allowed; nghttp3 rejects anything else. */
+            out[n++] = *f;
+        } else if (sp_headers_is_hop_by_hop(f->name, f->name_len)) {
+            continue;
+        } else if (name_is(f, "x-forwarded-for")) {
+            if (xff == NULL)
+                xff = f;
+        } else if (name_is(f, "via")) {
+            if (via == NULL)
+                via = f;
+        } else if (name_is(f, "x-forwarded-proto") || name_is(f, "x-request-id")) {
+            continue;
+        } else {
+            out[n++] = *f;
+        }
+    }
+    r->xff = sp_headers_xff_append(xff ? xff->value : NULL, xff ? xff->value_len : 0, r->client_ip);
+    r->via = sp_headers_via_append(via ? via->value : NULL, via ? via->value_len : 0);
+    out[n++] = field_str("x-forwarded-for", r->xff);
+    out[n++] = field_str("x-forwarded-proto", "https");
+    out[n++] = field_str("x-request-id", r->request_id);
+    out[n++] = field_str("via", r->via);
+    return n;
+}
+
+static void submit(struct req *r, struct sp_h3_conn *c)
+{
+    const struct sp_h3_fields *in = sp_h3_stream_headers(r->cs);
+    struct sp_h3_field *fields = sp_xmalloc((in->count + ADDED_FIELDS) * sizeof(*fields));
+    bool has_body = !r->req_done || sp_bodybuf_pending(&r->pending) > 0 ||
+                    sp_h3_stream_trailers(r->cs)->count > 0;
+    struct sp_bodybuf_vec v[8];
+    size_t n = build_request_fields(r, in, fields);
+    int rv;
+
+    rv = sp_h3_conn_submit_request(c, fields, n, has_body, &upstream_stream_ops, r, &r->us);
+    free(fields);
+    if (rv != 0) {
+        fail_request(r, 502, "protocol");
+        return;
+    }
+    r->counted = true;
+    sp_pool_request_started(r->px->ups[r->up].pool, (size_t)r->be);
+    /* Body bytes that arrived while we waited for a stream: hand them over once. */
+    while ((n = sp_bodybuf_peek(&r->pending, v, SP_ARRAY_LEN(v))) > 0) {
+        size_t total = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            sp_h3_stream_write(r->us, v[i].base, v[i].len);
+            total += v[i].len;
+        }
+        sp_bodybuf_advance(&r->pending, total);
+        sp_bodybuf_ack(&r->pending, total);
+    }
+    if (r->req_done && has_body) {
+        const struct sp_h3_fields *t = sp_h3_stream_trailers(r->cs);
+
+        sp_h3_stream_end(r->us, t->items, t->count);
+    }
+}
+
+static void on_pool_ready(struct sp_pool_waiter *w, struct sp_h3_conn *c)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, waiter);
+
+    if (r->cs == NULL) {
+        maybe_finish(r);
+        return;
+    }
+    submit(r, c);
+}
+
+static void pick_and_acquire(struct req *r);
+
+static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, waiter);
+
+    if (r->cs == NULL) {
+        maybe_finish(r);
+        return;
+    }
+    /* The request never left spooky: safe to try another backend whatever the method. */
+    if (r->tries < r->px->ups[r->up].conf->backends_count) {
+        SP_LOG_WARN("proxy", "request_id=%s backend=%s cause=%s action=retry_next_backend",
+                    r->request_id, r->px->ups[r->up].conf->backends[r->be].id, cause);
+        pick_and_acquire(r);
+        return;
+    }
+    fail_request(r, 502, cause);
+}
+
+static void pick_and_acquire(struct req *r)
+{
+    struct upstream_rt *u = &r->px->ups[r->up];
+    sp_time_t now = sp_time_now();
+    struct sp_h3_conn *c;
+    size_t idx;
+    int rv;
+
+    for (size_t i = 0; i < u->conf->backends_count; i++) {
+        struct sp_pool_backend_stats st;
+
+        sp_pool_backend_stats(u->pool, i, &st);
+        u->view[i].weight = u->conf->backends[i].weight;
+        u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
+        u->view[i].inflight = st.inflight;
+    }
+    if (sp_lb_pick(u->lb, u->view, u->conf->backends_count, now, &idx) != 0) {
+        fail_request(r, 503, "no_backend");
+        return;
+    }
+    r->be = (ssize_t)idx;
+    r->tries++;
+    rv = sp_pool_acquire(u->pool, idx, &r->waiter, &c);
+    if (rv == 0)
+        submit(r, c);
+    else if (rv == -EBUSY)
+        fail_request(r, 503, "queue_full");
+}
+
+/* ---- client stream callbacks ------------------------------------------------------------- */
+
+static struct req *req_of(void *user)
+{
+    return user;
+}
+
+static void cs_on_headers(struct sp_h3_stream *s, void *user)
+{
+    (void)s;
+    (void)user;
+}
+
+static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, size_t len)
+{
+    struct req *r = req_of(user);
+    uint64_t max = r->px->cfg->limits.max_body_bytes;
+
+    r->body_bytes += len;
+    if (max != 0 && r->body_bytes > max && !r->resp_started) {
+        sp_h3_stream_consume(s, len);
+        fail_request(r, 413, "body_too_large");
+        return;
+    }
+    if (r->us != NULL) {
+        /* Credit goes back to the client when the backend acknowledges (us on_sent). */
+        sp_h3_stream_write(r->us, data, len);
+    } else if (!r->resp_done && !r->finished) {
+        sp_bodybuf_append(&r->pending, data, len);
+    } else {
+        sp_h3_stream_consume(s, len); /* answered already: discard */
+    }
+}
+
+static void cs_on_trailers(struct sp_h3_stream *s, void *user)
+{
+    (void)s;
+    (void)user; /* forwarded at on_end, from sp_h3_stream_trailers */
+}
+
+static void cs_on_end(struct sp_h3_stream *s, void *user)
+{
+    struct req *r = req_of(user);
+
+    r->req_done = true;
+    if (r->us != NULL) {
+        const struct sp_h3_fields *t = sp_h3_stream_trailers(s);
+
+        sp_h3_stream_end(r->us, t->items, t->count);
+    }
+}
+
+static void cs_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
+{
+    struct req *r = req_of(user);
+
+    (void)s;
+    /* The client took `len` response bytes: let the backend send that much more. */
+    if (r->us != NULL)
+        sp_h3_stream_consume(r->us, len);
+}
+
+static void cs_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
+{
+    struct req *r = req_of(user);
+
+    (void)s;
+    r->cs = NULL;
+    SP_LOG_DEBUG("proxy", "request_id=%s event=client_stream_closed err=0x%llx resp_done=%d",
+                 r->request_id, (unsigned long long)app_error, r->resp_done);
+    if (!r->resp_done || app_error != 0) {
+        if (r->cause == NULL || strcmp(r->cause, "-") == 0)
+            r->cause = "client_abort";
+        if (r->waiter.queued)
+            sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
+        detach_upstream(r, SP_H3_REQUEST_CANCELLED);
+    }
+    maybe_finish(r);
+}
+
+static const struct sp_h3_stream_ops client_stream_ops = {
+    .on_headers = cs_on_headers,
+    .on_data = cs_on_data,
+    .on_trailers = cs_on_trailers,
+    .on_end = cs_on_end,
+    .on_sent = cs_on_sent,
+    .on_close = cs_on_close,
+};
+
+/* ---- upstream stream callbacks ----------------------------------------------------------- */
+
+static void us_on_headers(struct sp_h3_stream *s, void *user)
+{
+    struct req *r = req_of(user);
+    const struct sp_h3_fields *in = sp_h3_stream_headers(s);
+    struct sp_h3_field *out;
+    size_t n = 0;
+
+    ev_timer_stop(r->px->loop, &r->timer);
+    if (r->cs == NULL || r->resp_started)
+        return;
+    out = sp_xmalloc((in->count + 1) * sizeof(*out));
+    for (size_t i = 0; i < in->count; i++) {
+        const struct sp_h3_field *f = &in->items[i];
+
+        if ((f->name_len > 0 && f->name[0] == ':') ||
+            sp_headers_is_hop_by_hop(f->name, f->name_len) || name_is(f, "alt-svc"))
+            continue;
+        out[n++] = *f;
+    }
+    if (r->px->alt_svc[0] != '\0')
+        out[n++] = field_str("alt-svc", r->px->alt_svc);
+    r->status = sp_h3_stream_status(s);
+    r->resp_started = true;
+    if (sp_h3_stream_respond(r->cs, r->status, out, n, true) != 0)
+        fail_request(r, 502, "protocol");
+    free(out);
+}
+
+static void us_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, size_t len)
+{
+    struct req *r = req_of(user);
+
+    if (r->cs == NULL || !r->resp_started) {
+        sp_h3_stream_consume(s, len);
+        return;
+    }
+    sp_h3_stream_write(r->cs, data, len);
+}
+
+static void us_on_end(struct sp_h3_stream *s, void *user)
+{
+    struct req *r = req_of(user);
+    const struct sp_h3_fields *t = sp_h3_stream_trailers(s);
+
+    if (r->cs == NULL || !r->resp_started || r->resp_done)
+        return;
+    /* Trailers are copied by sp_h3_stream_end: the upstream stream may go first. */
+    sp_h3_stream_end(r->cs, t->items, t->count);
+    r->resp_done = true;
+}
+
+static void us_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
+{
+    struct req *r = req_of(user);
+
+    (void)s;
+    if (r->cs != NULL)
+        sp_h3_stream_consume(r->cs, len);
+}
+
+static void us_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
+{
+    struct req *r = req_of(user);
+
+    (void)s;
+    r->us = NULL;
+    if (r->counted) {
+        r->counted = false;
+        sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
+    }
+    if (!r->resp_done) {
+        if (app_error == SP_H3_REQUEST_REJECTED && !r->resp_started && r->cs != NULL &&
+            r->tries < r->px->ups[r->up].conf->backends_count && r->pending.acked == 0) {
+            /* RFC 9114 §8.1: REQUEST_REJECTED means the backend did not process it. */
+            pick_and_acquire(r);
+            return;
+        }
+        fail_request(r, 502, "reset");
+        return;
+    }
+    maybe_finish(r);
+}
+
+static const struct sp_h3_stream_ops upstream_stream_ops = {
+    .on_headers = us_on_headers,
+    .on_data = us_on_data,
+    .on_trailers = cs_on_trailers,
+    .on_end = us_on_end,
+    .on_sent = us_on_sent,
+    .on_close = us_on_close,
+};
+
+/* ---- request entry ------------------------------------------------------------------------ */
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, timer);
+
+    (void)loop;
+    (void)revents;
+    fail_request(r, 504, "timeout");
+}
+
+static char *field_dup(const struct sp_h3_fields *f, const char *name)
+{
+    const struct sp_h3_field *v = sp_h3_fields_find(f, name);
+
+    return v != NULL ? sp_xstrndup((const char *)v->value, v->value_len) : NULL;
+}
+
+static void init_request_id(struct req *r, const struct sp_h3_fields *f)
+{
+    const struct sp_h3_field *id = sp_h3_fields_find(f, "x-request-id");
+
+    if (id != NULL && sp_headers_request_id_valid(id->value, id->value_len)) {
+        memcpy(r->request_id, id->value, id->value_len);
+        r->request_id[id->value_len] = '\0';
+    } else {
+        sp_headers_request_id_new(r->request_id);
+    }
+}
+
+static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
+{
+    struct sp_proxy *px = ctx;
+    const struct sp_h3_fields *f = sp_h3_stream_headers(s);
+    struct sp_quic_conn *qc = sp_h3_conn_quic(c);
+    struct req *r = sp_xcalloc(1, sizeof(*r));
+    int up;
+
+    r->px = px;
+    r->cs = s;
+    r->be = -1;
+    r->cause = "-";
+    r->start_ns = sp_time_now();
+    r->waiter.on_ready = on_pool_ready;
+    r->waiter.on_fail = on_pool_fail;
+    sp_bodybuf_init(&r->pending);
+    ev_timer_init(&r->timer, on_timeout, (double)px->cfg->timeouts.response_ms / 1e3, 0.);
+    sp_headers_format_ip((struct sockaddr *)&qc->remote, r->client_ip, sizeof(r->client_ip));
+    init_request_id(r, f);
+    r->method = field_dup(f, ":method");
+    r->authority = field_dup(f, ":authority");
+    r->path = field_dup(f, ":path");
+    px->inflight++;
+    sp_h3_stream_set_user(s, &client_stream_ops, r);
+    if (r->method != NULL && strcmp(r->method, "CONNECT") == 0) {
+        fail_request(r, 501, "connect_unsupported");
+        return;
+    }
+    up = sp_router_match(px->router, str_or_dash(r->authority), strlen(str_or_dash(r->authority)),
+                         str_or_dash(r->path), strlen(str_or_dash(r->path)), str_or_dash(r->method),
+                         strlen(str_or_dash(r->method)));
+    if (up < 0) {
+        fail_request(r, 404, "no_route");
+        return;
+    }
+    r->routed = true;
+    r->up = (size_t)up;
+    /* The response timeout runs from now: queueing, connecting and waiting all count. */
+    ev_timer_start(px->loop, &r->timer);
+    pick_and_acquire(r);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_config *cfg,
+                 struct sp_tls_client *const *tls, struct sp_proxy **ret)
+{
+    struct sp_proxy *px = sp_xcalloc(1, sizeof(*px));
+    int rv;
+
+    px->loop = loop;
+    px->defer = defer;
+    px->cfg = cfg;
+    px->handler.on_request = on_request;
+    px->handler.ctx = px;
+    if (cfg->listeners_count > 0 && cfg->listeners[0].alt_svc_max_age_s > 0)
+        snprintf(px->alt_svc, sizeof(px->alt_svc), "h3=\":%u\"; ma=%u", cfg->listeners[0].port,
+                 cfg->listeners[0].alt_svc_max_age_s);
+    rv = sp_router_new(cfg, &px->router);
+    if (rv != 0)
+        goto out_free;
+    px->nups = cfg->upstreams_count;
+    px->ups = sp_xcalloc(px->nups, sizeof(*px->ups));
+    for (size_t i = 0; i < px->nups; i++) {
+        struct upstream_rt *u = &px->ups[i];
+
+        u->conf = &cfg->upstreams[i];
+        u->view = sp_xcalloc(u->conf->backends_count, sizeof(*u->view));
+        rv = sp_lb_new(u->conf->strategy, u->conf->backends_count, &u->lb);
+        if (rv == 0)
+            rv = sp_pool_new(loop, defer, u->conf, &cfg->timeouts, &cfg->limits, tls[i], &u->pool);
+        if (rv != 0)
+            goto out_free;
+    }
+    *ret = px;
+    return 0;
+
+out_free:
+    sp_proxy_free(px);
+    return rv;
+}
+
+const struct sp_h3_handler *sp_proxy_handler(struct sp_proxy *px)
+{
+    return &px->handler;
+}
+
+size_t sp_proxy_inflight(const struct sp_proxy *px)
+{
+    return px->inflight;
+}
+
+void sp_proxy_shutdown(struct sp_proxy *px)
+{
+    for (size_t i = 0; i < px->nups; i++)
+        sp_pool_shutdown(px->ups[i].pool);
+}
+
+void sp_proxy_free(struct sp_proxy *px)
+{
+    if (px == NULL)
+        return;
+    for (size_t i = 0; i < px->nups; i++) {
+        sp_pool_free(px->ups[i].pool);
+        sp_lb_free(px->ups[i].lb);
+        free(px->ups[i].view);
+    }
+    free(px->ups);
+    sp_router_free(px->router);
+    free(px);
+}

@@ -1,0 +1,482 @@
+#include "upstream/pool.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Passive health: a backend whose connects fail is skipped for a backoff that doubles per
+ * consecutive failure, from 500 ms up to 10 s. */
+#define DOWN_BASE_NS (500 * SP_MS)
+#define DOWN_MAX_NS (10 * SP_SEC)
+
+struct backend;
+
+struct bconn {
+    struct bconn *prev, *next;  /* backend's list */
+    struct backend *be;         /* borrowed */
+    struct sp_h3_conn *h3;      /* owned */
+    struct sp_quic_endpoint ep; /* owns ep.fd: a connected UDP socket */
+    ev_io io;                   /* readable socket */
+    ev_timer idle;              /* reaps the conn when it has been idle long enough */
+    bool ready;                 /* handshake done */
+    bool goaway;                /* out of rotation */
+    bool closing;               /* close requested by us */
+    const char *close_reason;   /* static string for the log */
+};
+
+struct backend {
+    struct sp_pool *pool;               /* borrowed */
+    const struct sp_backend_conf *conf; /* borrowed */
+    size_t index;
+    struct bconn *conns; /* owned list */
+    size_t nconns;
+    size_t connecting;                    /* conns not yet ready */
+    struct sp_pool_waiter *qhead, *qtail; /* waiters for this backend */
+    uint64_t handshakes;
+    unsigned inflight;
+    unsigned failures; /* consecutive connect failures */
+    sp_time_t down_until;
+};
+
+struct sp_pool {
+    struct ev_loop *loop;                /* borrowed */
+    struct sp_defer *defer;              /* borrowed */
+    const struct sp_upstream_conf *conf; /* borrowed */
+    const struct sp_tls_client *tls;     /* borrowed */
+    struct sp_quic_conn_params params;
+    struct sp_h3_limits limits;
+    struct backend *backends; /* owned array */
+    size_t nbackends;
+    size_t queued; /* waiters across backends */
+    bool shutting_down;
+};
+
+static const struct sp_h3_client_ops client_ops;
+
+/* ---- waiter queue ------------------------------------------------------------------------ */
+
+static void queue_push(struct backend *be, struct sp_pool_waiter *w)
+{
+    w->prev = be->qtail;
+    w->next = NULL;
+    if (be->qtail != NULL)
+        be->qtail->next = w;
+    else
+        be->qhead = w;
+    be->qtail = w;
+    w->queued = true;
+    be->pool->queued++;
+}
+
+static void queue_remove(struct backend *be, struct sp_pool_waiter *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        be->qhead = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        be->qtail = w->prev;
+    w->prev = w->next = NULL;
+    w->queued = false;
+    be->pool->queued--;
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+static unsigned stream_cap(const struct bconn *bc)
+{
+    return bc->be->pool->conf->pool.max_streams_per_connection;
+}
+
+/* True when bc can take one more request now. */
+static bool has_capacity(struct bconn *bc)
+{
+    return bc->ready && !bc->goaway && !bc->closing &&
+           sp_h3_conn_active_streams(bc->h3) < stream_cap(bc) &&
+           sp_h3_conn_streams_left(bc->h3) > 0;
+}
+
+static void idle_update(struct bconn *bc)
+{
+    const struct sp_pool *p = bc->be->pool;
+
+    if (bc->ready && sp_h3_conn_active_streams(bc->h3) == 0) {
+        bc->idle.repeat = (double)p->conf->pool.idle_timeout_ms / 1e3;
+        ev_timer_again(p->loop, &bc->idle);
+    } else {
+        ev_timer_stop(p->loop, &bc->idle);
+    }
+}
+
+static void bconn_close(struct bconn *bc, const char *reason)
+{
+    if (bc->closing)
+        return;
+    bc->closing = true;
+    bc->close_reason = reason;
+    sp_h3_conn_close(bc->h3, reason);
+}
+
+static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct bconn *bc = SP_CONTAINER_OF(w, struct bconn, idle);
+
+    (void)loop;
+    (void)revents;
+    ev_timer_stop(loop, w);
+    if (sp_h3_conn_active_streams(bc->h3) == 0)
+        bconn_close(bc, "idle");
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct bconn *bc = SP_CONTAINER_OF(w, struct bconn, io);
+    struct sp_quic_conn *qc = sp_h3_conn_quic(bc->h3);
+    static _Thread_local uint8_t buf[65536];
+
+    (void)loop;
+    (void)revents;
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(bc->ep.fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (n == -1) {
+            /* ECONNREFUSED (ICMP port unreachable) means nobody listens: fail fast. */
+            if (errno == ECONNREFUSED && !bc->ready)
+                bconn_close(bc, "connect");
+            return;
+        }
+        if (sp_quic_conn_read(qc, (struct sockaddr *)&qc->remote, qc->remote_len, buf, (size_t)n,
+                              0) != 0)
+            return;
+    }
+    sp_quic_conn_write(qc);
+}
+
+static int open_socket(struct bconn *bc)
+{
+    const struct sp_backend_conf *bcf = bc->be->conf;
+    int fd = socket(bcf->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd == -1)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)&bcf->addr, bcf->addrlen) == -1) {
+        int rv = -errno;
+
+        (void)close(fd);
+        return rv;
+    }
+    bc->ep.fd = fd;
+    bc->ep.connected = true;
+    bc->ep.local_len = sizeof(bc->ep.local);
+    (void)getsockname(fd, (struct sockaddr *)&bc->ep.local, &bc->ep.local_len);
+    return 0;
+}
+
+static void backend_failed(struct backend *be, sp_time_t now)
+{
+    sp_time_t backoff = DOWN_BASE_NS << SP_MIN(be->failures, 5u);
+
+    be->failures++;
+    be->down_until = now + SP_MIN(backoff, DOWN_MAX_NS);
+}
+
+static int bconn_open(struct backend *be)
+{
+    struct sp_pool *p = be->pool;
+    const char *sni = p->conf->tls.server_name;
+    struct bconn *bc = sp_xcalloc(1, sizeof(*bc));
+    gnutls_session_t tls;
+    int rv;
+
+    bc->be = be;
+    rv = open_socket(bc);
+    if (rv != 0)
+        goto out_free;
+    if (sni == NULL)
+        sni = "localhost";
+    rv = sp_tls_client_session_new(p->tls, sni, NULL, &tls);
+    if (rv != 0)
+        goto out_close;
+    rv = sp_h3_conn_new_client(p->loop, &bc->ep, (struct sockaddr *)&be->conf->addr,
+                               be->conf->addrlen, &p->params, &p->limits, tls, &client_ops, bc,
+                               &bc->h3);
+    if (rv != 0)
+        goto out_close;
+    ev_io_init(&bc->io, on_readable, bc->ep.fd, EV_READ);
+    ev_io_start(p->loop, &bc->io);
+    ev_init(&bc->idle, on_idle);
+    bc->next = be->conns;
+    if (be->conns != NULL)
+        be->conns->prev = bc;
+    be->conns = bc;
+    be->nconns++;
+    be->connecting++;
+    SP_LOG_DEBUG("upstream", "event=connecting backend=%s", be->conf->id);
+    sp_quic_conn_write(sp_h3_conn_quic(bc->h3));
+    return 0;
+
+out_close:
+    (void)close(bc->ep.fd);
+out_free:
+    free(bc);
+    SP_LOG_WARN("upstream", "event=connect_failed backend=%s err=\"%s\"", be->conf->id,
+                strerror(-rv));
+    return rv;
+}
+
+/* Hands free streams of ready connections to queued waiters, opening connections as needed. */
+static void backend_dispatch(struct backend *be)
+{
+    struct sp_pool *p = be->pool;
+
+    while (be->qhead != NULL) {
+        struct bconn *bc = be->conns;
+        struct sp_pool_waiter *w;
+
+        while (bc != NULL && !has_capacity(bc))
+            bc = bc->next;
+        if (bc == NULL)
+            break;
+        w = be->qhead;
+        queue_remove(be, w);
+        w->on_ready(w, bc->h3);
+        idle_update(bc);
+    }
+    /* Open one more connection when waiters remain and no handshake is already under way
+     * (each new connection brings up to max_streams streams). */
+    if (be->qhead != NULL && be->connecting == 0 && !p->shutting_down &&
+        be->nconns < p->conf->pool.max_connections_per_backend)
+        (void)bconn_open(be);
+}
+
+static void fail_waiters(struct backend *be, const char *cause)
+{
+    while (be->qhead != NULL) {
+        struct sp_pool_waiter *w = be->qhead;
+
+        queue_remove(be, w);
+        w->on_fail(w, cause);
+    }
+}
+
+static struct bconn *bconn_of(void *ctx)
+{
+    return ctx;
+}
+
+static void on_ready(struct sp_h3_conn *c, void *ctx)
+{
+    struct bconn *bc = bconn_of(ctx);
+    struct backend *be = bc->be;
+    struct sp_quic_conn *qc = sp_h3_conn_quic(c);
+
+    bc->ready = true;
+    be->connecting--;
+    be->handshakes++;
+    be->failures = 0;
+    be->down_until = 0;
+    SP_LOG_INFO("upstream", "event=connected backend=%s handshake_ms=%.1f", be->conf->id,
+                (double)qc->handshake_ns / (double)SP_MS);
+    backend_dispatch(be);
+    idle_update(bc);
+}
+
+static void on_streams_available(struct sp_h3_conn *c, void *ctx)
+{
+    struct bconn *bc = bconn_of(ctx);
+
+    (void)c;
+    if (bc->ready) {
+        backend_dispatch(bc->be);
+        idle_update(bc);
+    }
+}
+
+static void on_goaway(struct sp_h3_conn *c, void *ctx)
+{
+    struct bconn *bc = bconn_of(ctx);
+
+    (void)c;
+    /* RFC 9114 §5.2: finish what is in flight here, send everything new elsewhere. */
+    bc->goaway = true;
+    bc->close_reason = "goaway";
+    SP_LOG_INFO("upstream", "event=goaway backend=%s", bc->be->conf->id);
+    backend_dispatch(bc->be);
+}
+
+static void free_bconn(void *arg)
+{
+    struct bconn *bc = arg;
+
+    sp_h3_conn_free(bc->h3);
+    (void)close(bc->ep.fd);
+    free(bc);
+}
+
+static void on_conn_closed(struct sp_h3_conn *c, void *ctx, const char *reason)
+{
+    struct bconn *bc = bconn_of(ctx);
+    struct backend *be = bc->be;
+    struct sp_pool *p = be->pool;
+    const char *why = bc->close_reason != NULL ? bc->close_reason : reason;
+
+    (void)c;
+    ev_io_stop(p->loop, &bc->io);
+    ev_timer_stop(p->loop, &bc->idle);
+    if (bc->prev != NULL)
+        bc->prev->next = bc->next;
+    else
+        be->conns = bc->next;
+    if (bc->next != NULL)
+        bc->next->prev = bc->prev;
+    be->nconns--;
+    if (!bc->ready) {
+        be->connecting--;
+        if (!p->shutting_down) {
+            backend_failed(be, sp_time_now());
+            SP_LOG_WARN("upstream", "event=connect_failed backend=%s reason=%s action=mark_down",
+                        be->conf->id, why);
+        }
+    }
+    SP_LOG_INFO("upstream", "event=closed backend=%s reason=%s", be->conf->id,
+                bc->ready ? why : "connect");
+    sp_defer_add(p->defer, free_bconn, bc);
+    if (!bc->ready && be->connecting == 0)
+        fail_waiters(be, strcmp(why, "handshake_timeout") == 0 ? "handshake" : "connect");
+    else
+        backend_dispatch(be);
+}
+
+static const struct sp_h3_client_ops client_ops = {
+    .on_ready = on_ready,
+    .on_streams_available = on_streams_available,
+    .on_goaway = on_goaway,
+    .on_conn_closed = on_conn_closed,
+};
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
+                const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,
+                const struct sp_tls_client *tls, struct sp_pool **ret)
+{
+    struct sp_pool *p = sp_xcalloc(1, sizeof(*p));
+
+    p->loop = loop;
+    p->defer = defer;
+    p->conf = conf;
+    p->tls = tls;
+    p->params.stream_window_bytes = limits->stream_window_bytes;
+    p->params.connection_window_bytes = limits->connection_window_bytes;
+    p->params.max_streams_bidi = 0; /* backends do not open request streams to us */
+    p->params.idle_timeout_ns = timeouts->backend_idle_ms * SP_MS;
+    p->params.handshake_timeout_ns = timeouts->connect_ms * SP_MS;
+    p->limits.max_header_bytes = limits->max_header_bytes;
+    p->limits.max_headers = limits->max_headers;
+    p->nbackends = conf->backends_count;
+    p->backends = sp_xcalloc(p->nbackends, sizeof(*p->backends));
+    for (size_t i = 0; i < p->nbackends; i++) {
+        p->backends[i].pool = p;
+        p->backends[i].conf = &conf->backends[i];
+        p->backends[i].index = i;
+    }
+    *ret = p;
+    return 0;
+}
+
+void sp_pool_shutdown(struct sp_pool *p)
+{
+    p->shutting_down = true;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        struct backend *be = &p->backends[i];
+
+        fail_waiters(be, "shutdown");
+        for (struct bconn *bc = be->conns; bc != NULL; bc = bc->next) {
+            if (bc->ready && sp_h3_conn_active_streams(bc->h3) == 0)
+                bconn_close(bc, "shutdown");
+        }
+    }
+}
+
+void sp_pool_free(struct sp_pool *p)
+{
+    if (p == NULL)
+        return;
+    p->shutting_down = true;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        struct backend *be = &p->backends[i];
+
+        fail_waiters(be, "shutdown");
+        /* Each close unlinks the conn (on_conn_closed) and defers its free. */
+        while (be->conns != NULL) {
+            struct bconn *bc = be->conns;
+
+            bc->closing = false;
+            bconn_close(bc, "shutdown");
+        }
+    }
+    sp_defer_run(p->defer);
+    free(p->backends);
+    free(p);
+}
+
+int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
+                    struct sp_h3_conn **ret_conn)
+{
+    struct backend *be = &p->backends[backend];
+
+    for (struct bconn *bc = be->conns; bc != NULL; bc = bc->next) {
+        if (has_capacity(bc)) {
+            ev_timer_stop(p->loop, &bc->idle);
+            *ret_conn = bc->h3;
+            return 0;
+        }
+    }
+    if (p->shutting_down || p->queued >= p->conf->pool.max_queue)
+        return -EBUSY;
+    w->backend = backend;
+    queue_push(be, w);
+    backend_dispatch(be);
+    /* Nothing had capacity above, so on_ready cannot have run synchronously. */
+    return -EINPROGRESS;
+}
+
+void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w)
+{
+    if (w->queued)
+        queue_remove(&p->backends[w->backend], w);
+}
+
+void sp_pool_request_started(struct sp_pool *p, size_t backend)
+{
+    p->backends[backend].inflight++;
+}
+
+void sp_pool_request_finished(struct sp_pool *p, size_t backend)
+{
+    struct backend *be = &p->backends[backend];
+
+    /* Idle timers restart from on_streams_available once the stream is really gone. */
+    be->inflight--;
+}
+
+bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now)
+{
+    return p->backends[backend].down_until <= now;
+}
+
+void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
+                           struct sp_pool_backend_stats *ret)
+{
+    const struct backend *be = &p->backends[backend];
+
+    ret->connections = be->nconns;
+    ret->handshakes = be->handshakes;
+    ret->inflight = be->inflight;
+    ret->down = be->down_until > sp_time_now();
+}

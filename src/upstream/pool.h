@@ -1,0 +1,76 @@
+/* pool.h: a worker's pooled, multiplexed HTTP/3 connections to the backends of one upstream.
+ *
+ * Connections are opened on demand, reused for many concurrent requests up to the smaller of
+ * the configured per-connection stream cap and the backend's MAX_STREAMS, and reaped after an
+ * idle time. When every connection of a backend is full, another is opened up to
+ * max_connections_per_backend; beyond that requests wait in a bounded queue. A connection that
+ * fails, times out or receives GOAWAY leaves rotation; requests still waiting for it go to the
+ * caller's on_fail so they can be sent elsewhere. A backend whose connection attempts fail is
+ * held down for a backoff period (passive health) so the balancer skips it.
+ * Single-threaded: each worker owns its pools; nothing here takes a lock. */
+#ifndef SP_UPSTREAM_POOL_H
+#define SP_UPSTREAM_POOL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/defer.h"
+#include "core/time.h"
+#include "http/h3.h"
+#include "tls/tls.h"
+
+struct sp_pool;
+
+/* A request waiting for a stream. Embedded in the caller's request object. */
+struct sp_pool_waiter {
+    struct sp_pool_waiter *prev, *next; /* pool's queue; internal */
+    size_t backend;                     /* which backend it waits for; internal */
+    bool queued;                        /* internal */
+    /* A connection with a free stream: submit on it now (synchronously). */
+    void (*on_ready)(struct sp_pool_waiter *w, struct sp_h3_conn *c);
+    /* No stream will come: cause is "connect", "handshake", "goaway" or "shutdown". */
+    void (*on_fail)(struct sp_pool_waiter *w, const char *cause);
+};
+
+/* Per-backend counters the balancer and the tests read. */
+struct sp_pool_backend_stats {
+    size_t connections;  /* open or connecting */
+    uint64_t handshakes; /* completed handshakes since start */
+    unsigned inflight;   /* requests holding a stream */
+    bool down;           /* connect failures: held out of rotation until down_until */
+};
+
+/* Creates the pool for upstream conf (borrowed, must outlive the pool) with client TLS
+ * credentials (borrowed). Returns 0 or negative errno. Worker thread. */
+int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
+                const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,
+                const struct sp_tls_client *tls, struct sp_pool **ret);
+
+/* Closes every connection (waiters get on_fail "shutdown") and frees the pool. NULL is fine. */
+void sp_pool_free(struct sp_pool *p);
+
+/* Gets a stream on backend `backend`. Returns 0 with *ret_conn set when a connection has a
+ * free stream now (submit on it before returning to the loop); -EINPROGRESS when the waiter is
+ * queued (on_ready or on_fail follows); -EBUSY when the queue is full. */
+int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
+                    struct sp_h3_conn **ret_conn);
+
+/* Removes a queued waiter (its request went away). No-op if not queued. */
+void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w);
+
+/* Request accounting for the balancer: a stream was taken / given back on backend. */
+void sp_pool_request_started(struct sp_pool *p, size_t backend);
+void sp_pool_request_finished(struct sp_pool *p, size_t backend);
+
+/* True when backend is usable now (not held down after connect failures). */
+bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now);
+
+void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
+                           struct sp_pool_backend_stats *ret);
+
+/* Sends GOAWAY-equivalent closes to idle connections and stops opening new ones. */
+void sp_pool_shutdown(struct sp_pool *p);
+
+#endif

@@ -1,0 +1,182 @@
+"""Fixtures for spooky's integration tests.
+
+Every process a test starts (backends, spooky) belongs to that test's ProcGroup: its output
+goes to <tmp_path>/logs/<name>.log, it is stopped when the test ends (SIGTERM, then SIGKILL),
+and if the test fails the tails of those logs (and of the client runs) are attached to the
+report. Binaries we build are looked up in <repo>/build (override with SPOOKY_BIN,
+SPOOKY_TESTD, SPOOKY_TESTC); tests needing one that is not built are skipped."""
+
+import functools
+
+import pytest
+
+from spookytest import backends, binaries, certs as certs_mod, clients, content as content_mod
+from spookytest import procs as procs_mod, spooky as spooky_mod
+
+PROCS_KEY = pytest.StashKey()
+LOG_TAIL_LINES = 80
+CLIENT_LOGS_SHOWN = 3
+
+
+def _require(name):
+    if binaries.find(name) is None:
+        pytest.skip(f"{name} not built: {binaries.path_of(name)}")
+
+
+def _require_tool(name):
+    if binaries.system_tool(name) is None:
+        pytest.skip(f"{name} not installed")
+
+
+# --- session-wide material --------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """CA + server certificate for localhost/127.0.0.1/::1 (paths: .ca, .cert, .key)."""
+    _require_tool("certtool")
+    return certs_mod.make_certs(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def content(tmp_path_factory):
+    """{file name: ContentFile} for empty.bin, 1k.bin, 1m.bin, 50m.bin (seeded PRNG bytes)."""
+    return content_mod.make_content(tmp_path_factory.mktemp("htdocs"))
+
+
+@pytest.fixture(scope="session")
+def htdocs(content):
+    return next(iter(content.values())).path.parent
+
+
+# --- per-test processes -----------------------------------------------------------------------
+
+@pytest.fixture
+def procs(request, tmp_path):
+    group = procs_mod.ProcGroup(tmp_path / "logs")
+    request.node.stash[PROCS_KEY] = group
+    yield group
+    errors = group.stop_all()
+    assert not errors, f"stopping processes failed: {errors}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    group = item.stash.get(PROCS_KEY, None)
+    if group is None:
+        return
+    for proc in group.procs:
+        state = "running" if proc.running() else f"exited rc={proc.popen.poll()}"
+        report.sections.append(
+            (f"process log: {proc.name} pid={proc.pid} {state} ({proc.log_path})",
+             proc.tail(LOG_TAIL_LINES)))
+    for name, path in group.client_logs[-CLIENT_LOGS_SHOWN:]:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        keep = [ln for ln in lines if not ln.startswith(("Sent packet", "Received packet",
+                                                         "Set timer", "Timer has", "I0"))]
+        report.sections.append((f"client log: {name} ({path})",
+                                "\n".join(keep[-LOG_TAIL_LINES:])))
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_caddy(procs, tmp_path, certs, htdocs):
+    """make_caddy(backend_id="caddy-1") -> backends.Caddy serving the content files."""
+    _require_tool("caddy")
+    return functools.partial(backends.start_caddy, procs, tmp_path, certs, htdocs)
+
+
+@pytest.fixture
+def make_gtlsserver(procs, tmp_path, certs, htdocs):
+    """make_gtlsserver(backend_id="gtls-1", count_connections=False) -> backends.GtlsServer."""
+    _require_tool("gtlsserver")
+    return functools.partial(backends.start_gtlsserver, procs, tmp_path, certs, htdocs)
+
+
+@pytest.fixture
+def make_testd(procs, tmp_path, certs):
+    """make_testd(backend_id="testd-1") -> backends.Testd."""
+    _require("spooky-testd")
+    return functools.partial(backends.start_testd, procs, tmp_path, certs)
+
+
+@pytest.fixture
+def caddy(make_caddy):
+    return make_caddy("caddy-1")
+
+
+@pytest.fixture
+def gtlsserver(make_gtlsserver):
+    return make_gtlsserver("gtls-1")
+
+
+@pytest.fixture
+def testd(make_testd):
+    return make_testd("testd-1")
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def gtls(tmp_path, procs):
+    """gtls(port, paths, **kw) -> clients.GtlsResult (gtlsclient, see clients.gtlsclient)."""
+    _require_tool("gtlsclient")
+    return functools.partial(clients.gtlsclient, tmp_path, group=procs)
+
+
+@pytest.fixture
+def testc(tmp_path, procs, certs):
+    """testc(port, fields, **kw) -> clients.TestcResult (spooky-testc, verifying with our CA)."""
+    _require("spooky-testc")
+
+    def run(port, fields, **kw):
+        if not kw.get("insecure"):
+            kw.setdefault("ca", certs.ca)
+        return clients.testc(tmp_path, port, fields, group=procs, **kw)
+    return run
+
+
+# --- spooky -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_spooky(procs, tmp_path, certs):
+    """make_spooky(upstreams, timeouts=None, limits=None, extra=None) -> spooky.Spooky.
+
+    `upstreams` is a list made with spooky.upstream(). At teardown every spooky started here
+    gets SIGTERM and must exit 0 within 5 s (a teardown error otherwise)."""
+    _require("spooky")
+    started = []
+
+    def start(upstreams, *, name="spooky", **kw):
+        port = spooky_mod.free_listener_port()
+        cfg = spooky_mod.config(port, certs, upstreams, **kw)
+        sp = spooky_mod.start_spooky(procs, tmp_path, cfg, name=name)
+        started.append(sp)
+        return sp
+
+    yield start
+    failures = []
+    for sp in reversed(started):
+        try:
+            sp.stop_and_check(timeout=5.0)
+        except AssertionError as e:
+            failures.append(str(e))
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.fixture
+def spooky_for(make_spooky, certs):
+    """spooky_for(backends, pool=None, timeouts=None, limits=None, tls=None, strategy=...) ->
+    spooky.Spooky with one upstream "app" routing "/" to `backends`."""
+    def start(backend_list, *, pool=None, tls=None, strategy="round_robin", routes=None, **kw):
+        up = spooky_mod.upstream("app", backend_list, certs, pool=pool, tls=tls,
+                                 strategy=strategy, routes=routes)
+        return make_spooky([up], **kw)
+    return start

@@ -1,0 +1,160 @@
+"""`spooky -t -c FILE`: every bad config is refused with the exact error line, and a good one passes.
+
+Self-contained (no conftest fixtures): each case writes its YAML into pytest's tmp_path next to
+placeholder cert/key files (the config check only requires them to be readable regular files), runs
+the binary from SPOOKY_BIN (default <repo>/build/spooky) and compares stderr line by line.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import textwrap
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SPOOKY = os.environ.get("SPOOKY_BIN", str(REPO / "build" / "spooky"))
+
+LISTENER = """\
+listeners:
+  - address: 127.0.0.1
+    port: 8443
+    cert: server.crt
+    key: server.key
+"""
+
+UPSTREAM = """\
+upstreams:
+  - name: app
+    routes:
+      - path_prefix: /
+    backends:
+      - id: app-1
+        address: 127.0.0.1:9443
+        protocol: h3
+"""
+
+VALID = LISTENER + UPSTREAM
+
+
+def write_config(tmp_path, text, name="spooky.yaml"):
+    (tmp_path / "server.crt").write_text("placeholder certificate\n")
+    (tmp_path / "server.key").write_text("placeholder key\n")
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def check(path):
+    """Runs `spooky -t -c path`; returns (exit code, stderr lines)."""
+    if not os.access(SPOOKY, os.X_OK):
+        pytest.fail(f"spooky binary not found at {SPOOKY} (build it or set SPOOKY_BIN)")
+    proc = subprocess.run([SPOOKY, "-t", "-c", str(path)], capture_output=True, text=True,
+                          timeout=30)
+    return proc.returncode, proc.stderr.splitlines()
+
+
+# (case id, YAML, expected error lines with {f} = the config path as passed on the command line)
+BAD = [
+    ("unknown_top_level_key", VALID + "colour: blue\n",
+     ["{f}:14: colour: unknown key"]),
+    ("unknown_listener_key",
+     LISTENER + "    colour: red\n" + UPSTREAM,
+     ["{f}:6: listeners[0].colour: unknown key"]),
+    ("workers_out_of_range", "workers: 257\n" + VALID,
+     ["{f}:1: workers: must be between 0 and 256, got 257"]),
+    ("workers_not_a_number", "workers: many\n" + VALID,
+     ['{f}:1: workers: expected an unsigned integer, got "many"']),
+    ("log_level_unknown", "log:\n  level: loud\n" + VALID,
+     ['{f}:2: log.level: unknown value "loud": expected one of debug, info, warn, error']),
+    ("listeners_missing", "workers: 1\n" + UPSTREAM,
+     ["{f}:1: listeners: required key missing"]),
+    ("listener_hostname", VALID.replace("address: 127.0.0.1\n", "address: localhost\n"),
+     ['{f}:2: listeners[0].address: invalid address "localhost": expected a literal IPv4 or IPv6 '
+      "address (host names are not resolved, no brackets, no port)"]),
+    ("listener_port_zero", VALID.replace("port: 8443", "port: 0"),
+     ["{f}:3: listeners[0].port: must be between 1 and 65535, got 0"]),
+    ("listener_cert_missing", VALID.replace("cert: server.crt", "cert: /nonexistent/x.pem"),
+     ['{f}:4: listeners[0].cert: cannot read "/nonexistent/x.pem": No such file or directory']),
+    ("timeout_zero", "timeouts:\n  connect_ms: 0\n" + VALID,
+     ["{f}:2: timeouts.connect_ms: must be between 1 and 86400000, got 0"]),
+    ("windows_inverted",
+     "limits:\n  stream_window_bytes: 65536\n  connection_window_bytes: 32768\n" + VALID,
+     ["{f}:3: limits.connection_window_bytes: must be at least limits.stream_window_bytes "
+      "(65536), got 32768"]),
+    ("backend_weight_zero", VALID + "        weight: 0\n",
+     ["{f}:14: upstreams[0].backends[0].weight: must be between 1 and 1000, got 0"]),
+    ("backend_bad_address", VALID.replace("127.0.0.1:9443", "foo:99"),
+     ['{f}:12: upstreams[0].backends[0].address: invalid address "foo:99": expected IPv4:port '
+      "or [IPv6]:port"]),
+    ("backend_protocol_h2", VALID.replace("protocol: h3", "protocol: h2"),
+     ['{f}:13: upstreams[0].backends[0].protocol: unknown value "h2": expected h3']),
+    ("strategy_unknown", VALID.replace("  - name: app\n", "  - name: app\n    strategy: ewma\n"),
+     ['{f}:8: upstreams[0].strategy: unknown value "ewma": expected one of round_robin, random']),
+    ("route_prefix_without_slash", VALID.replace("path_prefix: /", "path_prefix: api"),
+     ['{f}:9: upstreams[0].routes[0].path_prefix: must start with "/", got "api"']),
+    ("tls_verify_not_bool", VALID + "    tls:\n      verify: maybe\n",
+     ['{f}:15: upstreams[0].tls.verify: expected true or false, got "maybe"']),
+    ("duplicate_upstream_and_backend",
+     VALID + "  - name: app\n    routes:\n      - path_prefix: /other\n"
+             "    backends:\n      - id: app-1\n        address: 127.0.0.1:9444\n",
+     ['{f}:14: upstreams[1].name: duplicate upstream name "app" (also upstreams[0].name)',
+      '{f}:18: upstreams[1].backends[0].id: duplicate backend id "app-1" (also '
+      "upstreams[0].backends[0].id)"]),
+    ("ambiguous_route",
+     VALID + "  - name: other\n    routes:\n      - path_prefix: /\n"
+             "    backends:\n      - id: other-1\n        address: 127.0.0.1:9444\n",
+     ['{f}:16: upstreams[1].routes[0]: route host="*" path_prefix="/" duplicates '
+      "upstreams[0].routes[0]"]),
+    ("several_errors_all_reported",
+     "workers: 999\n" + VALID.replace("port: 8443", "port: 70000") + "        weight: 5000\n",
+     ["{f}:1: workers: must be between 0 and 256, got 999",
+      "{f}:4: listeners[0].port: must be between 1 and 65535, got 70000",
+      "{f}:15: upstreams[0].backends[0].weight: must be between 1 and 1000, got 5000"]),
+    ("yaml_syntax_error", "workers: 1\nlisteners:\n  - address: 1\n   port: 2\n",
+     ["{f}:4: invalid YAML: did not find expected '-' indicator"]),
+]
+
+
+@pytest.mark.parametrize("text,expected", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_is_refused_with_exact_error_lines(tmp_path, text, expected):
+    path = write_config(tmp_path, text)
+    code, lines = check(path)
+    assert code == 1, lines
+    assert lines == ["spooky: " + e.format(f=path) for e in expected]
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    path = tmp_path / "absent.yaml"
+    code, lines = check(path)
+    assert code == 1
+    assert lines == [f"spooky: {path}: cannot read the configuration: No such file or directory"]
+
+
+def test_relative_cert_is_resolved_against_the_config_directory(tmp_path):
+    path = write_config(tmp_path, VALID.replace("cert: server.crt", "cert: certs/missing.crt"))
+    code, lines = check(path)
+    assert code == 1
+    assert lines == [
+        f'spooky: {path}:4: listeners[0].cert: cannot read "certs/missing.crt" (resolved to '
+        f"{tmp_path}/certs/missing.crt): No such file or directory"
+    ]
+
+
+def test_valid_config_passes(tmp_path):
+    path = write_config(tmp_path, VALID)
+    code, lines = check(path)
+    assert (code, lines) == (0, [f"spooky: configuration {path} ok"])
+
+
+def test_example_config_passes(tmp_path):
+    """config/example.yaml names ../demo/certs/server.{crt,key}: recreate that layout."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "demo" / "certs").mkdir(parents=True)
+    for name in ("server.crt", "server.key"):
+        (tmp_path / "demo" / "certs" / name).write_text("placeholder\n")
+    path = tmp_path / "config" / "example.yaml"
+    shutil.copy(REPO / "config" / "example.yaml", path)
+    code, lines = check(path)
+    assert (code, lines) == (0, [f"spooky: configuration {path} ok"])

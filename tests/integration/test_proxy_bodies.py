@@ -1,0 +1,65 @@
+"""Bodies of 0 B, 1 KiB, 1 MiB and 50 MiB through spooky, both directions, checked by
+length and sha256."""
+
+import pytest
+
+from spookytest import content as content_mod
+from spookytest.clients import H3_NO_ERROR, request_fields
+
+SIZES = [
+    pytest.param("empty.bin", id="0B"),
+    pytest.param("1k.bin", id="1KiB"),
+    pytest.param("1m.bin", id="1MiB"),
+    pytest.param("50m.bin", id="50MiB", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("name", SIZES)
+def test_download_file_from_caddy(name, caddy, spooky_for, gtls, content):
+    sp = spooky_for([caddy])
+    f = content[name]
+    r = gtls(sp.port, [f"/{name}"], timeout_s=120)
+    st = r.streams[0]
+    assert st.status == 200
+    assert st.error_code == H3_NO_ERROR
+    assert st.header("content-length") == str(f.size)
+    assert (st.body_len, st.body_sha256) == (f.size, f.sha256)
+
+
+@pytest.mark.parametrize("name", SIZES)
+def test_download_generated_body_from_testd(name, testd, spooky_for, testc, content):
+    size = content[name].size
+    sp = spooky_for([testd])
+    (resp,) = testc(sp.port, request_fields(f"/size/{size}"), timeout_s=120).responses
+    assert resp.status == 200
+    assert resp.reset is None and resp.error is None
+    assert resp.body_len == size
+    assert resp.body_sha256 == content_mod.alphabet_sha256(size)
+
+
+@pytest.mark.parametrize("name", SIZES)
+def test_upload_is_echoed_by_testd(name, testd, spooky_for, testc, content):
+    f = content[name]
+    sp = spooky_for([testd])
+    fields = request_fields("/echo", method="POST", extra=[("content-length", str(f.size))])
+    (resp,) = testc(sp.port, fields, body=f.path, timeout_s=120).responses
+    assert resp.status == 200
+    assert resp.reset is None and resp.error is None
+    assert (resp.body_len, resp.body_sha256) == (f.size, f.sha256)
+
+
+def test_upload_without_content_length_is_streamed(testd, spooky_for, testc, content):
+    f = content["1m.bin"]
+    sp = spooky_for([testd])
+    (resp,) = testc(sp.port, request_fields("/echo", method="PUT"), body=f.path).responses
+    assert resp.status == 200
+    assert (resp.body_len, resp.body_sha256) == (f.size, f.sha256)
+
+
+def test_upload_with_gtlsclient_is_echoed(testd, spooky_for, gtls, content):
+    # gtlsclient -d adds content-length; it cannot send an empty file (it mmaps it).
+    f = content["1m.bin"]
+    sp = spooky_for([testd])
+    st = gtls(sp.port, ["/echo"], method="POST", data=f.path).streams[0]
+    assert st.status == 200
+    assert (st.body_len, st.body_sha256) == (f.size, f.sha256)

@@ -1,0 +1,86 @@
+"""Malformed HTTP/3 requests (RFC 9114 §4.1.2, §4.2, §4.3.1) are answered by spooky itself,
+with 400 or a stream reset carrying H3_MESSAGE_ERROR, and never reach the backend.
+
+spooky-testc sends exactly the fields it is given, so each case below is one bad request.
+The backend's /stats (queried directly) shows whether anything reached it."""
+
+import pytest
+
+from spookytest import backends, spooky as spooky_mod
+from spookytest.clients import H3_MESSAGE_ERROR
+
+M, S, A = (":method", "GET"), (":scheme", "https"), (":authority", "localhost")
+P = (":path", "/size/10")
+
+CASES = {
+    "missing :path": [M, S, A],
+    "missing :method": [S, A, P],
+    "missing :scheme": [M, A, P],
+    "missing :authority and host": [M, S, P],
+    "empty :path": [M, S, A, (":path", "")],
+    ":path not starting with /": [M, S, A, (":path", "size/10")],
+    "duplicated :method": [M, M, S, A, P],
+    "duplicated :path": [M, S, A, P, P],
+    "unknown pseudo-header": [M, S, A, P, (":foo", "bar")],
+    "response pseudo-header in request": [M, S, A, P, (":status", "200")],
+    "pseudo-header after regular field": [M, S, A, ("x-a", "1"), P],
+    "uppercase field name": [M, S, A, P, ("X-Upper", "1")],
+    "space in field name": [M, S, A, P, ("x bad", "1")],
+    "newline in field value": [M, S, A, P, ("x-bad", "a\nb")],
+    "connection: close": [M, S, A, P, ("connection", "close")],
+    "keep-alive": [M, S, A, P, ("keep-alive", "timeout=5")],
+    "proxy-connection": [M, S, A, P, ("proxy-connection", "keep-alive")],
+    "transfer-encoding": [M, S, A, P, ("transfer-encoding", "chunked")],
+    "upgrade": [M, S, A, P, ("upgrade", "websocket")],
+    "te: gzip": [M, S, A, P, ("te", "gzip")],
+    "content-length not a number": [M, S, A, P, ("content-length", "ten")],
+    "conflicting content-lengths": [(":method", "POST"), S, A, (":path", "/echo"),
+                                    ("content-length", "1"), ("content-length", "2")],
+}
+
+
+def _assert_rejected(resp):
+    assert resp.status == 400 or resp.reset == H3_MESSAGE_ERROR, (
+        f"expected 400 or reset H3_MESSAGE_ERROR (0x10e), got status={resp.status} "
+        f"reset={resp.reset} error={resp.error}")
+
+
+@pytest.mark.parametrize("fields", list(CASES.values()), ids=list(CASES.keys()))
+def test_malformed_request_is_rejected_and_not_forwarded(fields, testd, spooky_for, testc):
+    sp = spooky_for([testd])
+    before = testd.stats()
+    r = testc(sp.port, fields)
+    assert r.returncode == 0, "a malformed request is a stream error, not a connection error"
+    (resp,) = r.responses
+    _assert_rejected(resp)
+    after = testd.stats()
+    assert backends.stats_delta(before, after)["requests"] == 0
+    # the proxy still works afterwards
+    (ok,) = testc(sp.port, [M, S, A, P]).responses
+    assert ok.status == 200
+
+
+@pytest.mark.parametrize("declared,body", [(10, "1k.bin"), (4096, "1k.bin"), (5, "empty.bin")],
+                         ids=["body longer", "body shorter", "no body"])
+def test_content_length_mismatch_is_rejected(declared, body, testd, spooky_for, testc,
+                                             content):
+    """RFC 9114 §4.1.2: a content-length that differs from the DATA received is malformed.
+    spooky streams bodies, so the backend may already have seen the headers; what is checked
+    is that the client gets the error and the backend never gets a complete request (its
+    /echo would then answer 200)."""
+    sp = spooky_for([testd])
+    fields = [(":method", "POST"), S, A, (":path", "/echo"),
+              ("content-length", str(declared))]
+    (resp,) = testc(sp.port, fields, body=content[body].path).responses
+    _assert_rejected(resp)
+    (entry,) = sp.wait_access(path="/echo")
+    assert entry["status"] != "200"
+
+
+def test_too_many_header_fields_are_rejected(testd, make_spooky, certs, testc):
+    sp = make_spooky([spooky_mod.upstream("app", [testd], certs)], limits={"max_headers": 20})
+    before = testd.stats()
+    extra = [(f"x-h{i}", "v") for i in range(40)]
+    (resp,) = testc(sp.port, [M, S, A, P] + extra).responses
+    assert resp.status in (400, 431) or resp.reset == H3_MESSAGE_ERROR
+    assert backends.stats_delta(before, testd.stats())["requests"] == 0

@@ -1,0 +1,879 @@
+/* test_config.c: unit tests of src/config: defaults, every key valid and invalid, checks across
+ * entries, and the exact text and line of the errors. Each test writes its YAML with mkstemps
+ * into a private directory under /tmp that also holds the cert and key files it names. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+struct fixture {
+    char dir[64];                   /* private temp directory */
+    char *path;                     /* owned; the last YAML written */
+    struct sp_config *config;       /* owned; the last config loaded */
+    struct sp_config_errors errors; /* the last load's errors */
+};
+
+/* The parts of a generated config; NULL picks the minimal valid default for that part. */
+struct doc {
+    const char *top;      /* extra top-level lines */
+    const char *name;     /* value of upstreams[0].name */
+    const char *listener; /* body of listeners[0] */
+    const char *upstream; /* extra lines of upstreams[0] */
+    const char *route;    /* body of upstreams[0].routes[0] */
+    const char *backend;  /* body of upstreams[0].backends[0] */
+};
+
+static const char default_listener[] = "address: 127.0.0.1\nport: 8443\ncert: server.crt\n"
+                                       "key: server.key";
+static const char default_route[] = "path_prefix: /";
+static const char default_backend[] = "id: app-1\naddress: 127.0.0.1:9443";
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char path[128];
+
+    if (f == NULL)
+        return -1;
+    strcpy(f->dir, "/tmp/spooky-test-config-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/server.crt", f->dir);
+    write_file(path, "not parsed by the config module\n");
+    snprintf(path, sizeof(path), "%s/server.key", f->dir);
+    write_file(path, "not parsed by the config module\n");
+    snprintf(path, sizeof(path), "%s/subdir", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    *state = f;
+    return 0;
+}
+
+static void reset(struct fixture *f)
+{
+    if (f->path != NULL)
+        (void)unlink(f->path);
+    free(f->path);
+    f->path = NULL;
+    sp_config_free(f->config);
+    f->config = NULL;
+    sp_config_errors_fini(&f->errors);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    reset(f);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Appends `text` to `out`, each line indented by `indent` spaces, the first after `first`. */
+static void append_indented(char *out, size_t cap, const char *first, int indent, const char *text)
+{
+    const char *line = text;
+    bool is_first = true;
+
+    while (*line != '\0') {
+        const char *nl = strchr(line, '\n');
+        int len = nl != NULL ? (int)(nl - line) : (int)strlen(line);
+        size_t used = strlen(out);
+
+        /* continuation lines line up with the text after `first` */
+        snprintf(out + used, cap - used, "%*s%s%.*s\n",
+                 indent + (is_first ? 0 : (int)strlen(first)), "", is_first ? first : "", len,
+                 line);
+        is_first = false;
+        line += len + (nl != NULL ? 1 : 0);
+    }
+}
+
+static void build(const struct doc *d, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (d->top != NULL)
+        append_indented(out, cap, "", 0, d->top);
+    strncat(out, "listeners:\n", cap - strlen(out) - 1);
+    append_indented(out, cap, "- ", 2, d->listener != NULL ? d->listener : default_listener);
+    snprintf(out + strlen(out), cap - strlen(out), "upstreams:\n  - name: %s\n",
+             d->name != NULL ? d->name : "app");
+    if (d->upstream != NULL)
+        append_indented(out, cap, "  ", 2, d->upstream);
+    strncat(out, "    routes:\n", cap - strlen(out) - 1);
+    append_indented(out, cap, "- ", 6, d->route != NULL ? d->route : default_route);
+    strncat(out, "    backends:\n", cap - strlen(out) - 1);
+    append_indented(out, cap, "- ", 6, d->backend != NULL ? d->backend : default_backend);
+}
+
+/* Writes `yaml` to a new file in the fixture's directory and loads it. */
+static int load_text(struct fixture *f, const char *yaml)
+{
+    char tmpl[128];
+    int fd;
+
+    reset(f);
+    snprintf(tmpl, sizeof(tmpl), "%s/cfg-XXXXXX.yaml", f->dir);
+    fd = mkstemps(tmpl, 5);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    assert_int_equal(close(fd), 0);
+    f->path = strdup(tmpl);
+    return sp_config_load(f->path, &f->config, &f->errors);
+}
+
+static int load_doc(struct fixture *f, const struct doc *d)
+{
+    char yaml[4096];
+
+    build(d, yaml, sizeof(yaml));
+    return load_text(f, yaml);
+}
+
+/* The 1-based line of the first line of the last file that contains `needle`. */
+static unsigned line_of(struct fixture *f, const char *yaml, const char *needle)
+{
+    const char *at = strstr(yaml, needle);
+    unsigned line = 1;
+
+    (void)f;
+    assert_non_null(at);
+    for (const char *p = yaml; p < at; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/* Fails unless the errors contain exactly "PATH:LINE: expected" (":LINE" omitted for 0). */
+static void assert_has_error(struct fixture *f, unsigned line, const char *expected)
+{
+    char want[1024], got[1024];
+
+    if (line > 0)
+        snprintf(want, sizeof(want), "%s:%u: %s", f->path, line, expected);
+    else
+        snprintf(want, sizeof(want), "%s: %s", f->path, expected);
+    for (size_t i = 0; i < f->errors.count; i++) {
+        if (strcmp(sp_config_error_format(&f->errors.items[i], got, sizeof(got)), want) == 0)
+            return;
+    }
+    for (size_t i = 0; i < f->errors.count; i++)
+        print_message("got:  %s\n", sp_config_error_format(&f->errors.items[i], got, sizeof(got)));
+    fail_msg("missing error: %s", want);
+}
+
+static void test_minimal_config_loads_with_every_default(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {0};
+    const struct sp_config *c;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    assert_int_equal(f->errors.count, 0);
+    c = f->config;
+    assert_int_equal(c->workers, 0);
+    assert_int_equal(c->log_level, SP_LOG_LEVEL_INFO);
+    assert_int_equal(c->log_format, SP_LOG_FORMAT_TEXT);
+    assert_int_equal(c->listeners_count, 1);
+    assert_int_equal(c->listeners[0].alt_svc_max_age_s, 86400);
+    assert_int_equal(c->timeouts.connect_ms, 5000);
+    assert_int_equal(c->timeouts.response_ms, 30000);
+    assert_int_equal(c->timeouts.client_idle_ms, 30000);
+    assert_int_equal(c->timeouts.backend_idle_ms, 30000);
+    assert_int_equal(c->timeouts.shutdown_ms, 5000);
+    assert_int_equal(c->limits.max_header_bytes, 65536);
+    assert_int_equal(c->limits.max_headers, 100);
+    assert_int_equal(c->limits.max_streams_per_connection, 100);
+    assert_int_equal(c->limits.max_body_bytes, 0);
+    assert_int_equal(c->limits.stream_window_bytes, 262144);
+    assert_int_equal(c->limits.connection_window_bytes, 1048576);
+    assert_int_equal(c->limits.max_connections, 10000);
+    assert_int_equal(c->upstreams[0].strategy, SP_LB_ROUND_ROBIN);
+    assert_null(c->upstreams[0].routes[0].host);
+    assert_string_equal(c->upstreams[0].routes[0].path_prefix, "/");
+    assert_int_equal(c->upstreams[0].routes[0].methods_count, 0);
+    assert_int_equal(c->upstreams[0].backends[0].protocol, SP_BACKEND_PROTO_H3);
+    assert_int_equal(c->upstreams[0].backends[0].weight, 1);
+    assert_null(c->upstreams[0].tls.ca_file);
+    assert_true(c->upstreams[0].tls.verify);
+    assert_null(c->upstreams[0].tls.server_name);
+    assert_int_equal(c->upstreams[0].pool.max_connections_per_backend, 4);
+    assert_int_equal(c->upstreams[0].pool.max_streams_per_connection, 100);
+    assert_int_equal(c->upstreams[0].pool.max_queue, 1024);
+    assert_int_equal(c->upstreams[0].pool.idle_timeout_ms, 60000);
+}
+
+static const struct doc full_doc = {
+    .top = "workers: 3\nlog:\n  level: debug\n  format: json\ntimeouts:\n  connect_ms: 1\n"
+           "  response_ms: 2\n  client_idle_ms: 3\n  backend_idle_ms: 4\n  shutdown_ms: 5\n"
+           "limits:\n  max_header_bytes: 2048\n  max_headers: 9\n"
+           "  max_streams_per_connection: 11\n  max_body_bytes: 12\n"
+           "  stream_window_bytes: 20000\n  connection_window_bytes: 30000\n"
+           "  max_connections: 13",
+    .listener = "address: \"::1\"\nport: 443\ncert: server.crt\nkey: subdir/../server.key\n"
+                "alt_svc_max_age: 0",
+    .upstream = "strategy: random\ntls:\n  ca_file: server.crt\n  verify: false\n"
+                "  server_name: backend.internal\npool:\n  max_connections_per_backend: 5\n"
+                "  max_streams_per_connection: 6\n  max_queue: 0\n  idle_timeout_ms: 8",
+    .route = "host: API.Example.com\npath_prefix: /api\nmethods: [GET, POST]",
+    .backend = "id: b.1_x-y\naddress: \"[::1]:9443\"\nprotocol: h3\nweight: 1000",
+};
+
+static void test_every_top_level_key_is_loaded_into_the_config(void **state)
+{
+    struct fixture *f = *state;
+    const struct sp_config *c;
+
+    assert_int_equal(load_doc(f, &full_doc), 0);
+    c = f->config;
+    assert_string_equal(c->path, f->path);
+    assert_int_equal(c->workers, 3);
+    assert_int_equal(c->log_level, SP_LOG_LEVEL_DEBUG);
+    assert_int_equal(c->log_format, SP_LOG_FORMAT_JSON);
+    assert_int_equal(c->timeouts.connect_ms, 1);
+    assert_int_equal(c->timeouts.response_ms, 2);
+    assert_int_equal(c->timeouts.client_idle_ms, 3);
+    assert_int_equal(c->timeouts.backend_idle_ms, 4);
+    assert_int_equal(c->timeouts.shutdown_ms, 5);
+    assert_int_equal(c->limits.max_header_bytes, 2048);
+    assert_int_equal(c->limits.max_headers, 9);
+    assert_int_equal(c->limits.max_streams_per_connection, 11);
+    assert_int_equal(c->limits.max_body_bytes, 12);
+    assert_int_equal(c->limits.stream_window_bytes, 20000);
+    assert_int_equal(c->limits.connection_window_bytes, 30000);
+    assert_int_equal(c->limits.max_connections, 13);
+}
+
+static void test_every_listener_key_is_loaded_into_the_config(void **state)
+{
+    struct fixture *f = *state;
+    const struct sp_listener_conf *l;
+    const struct sockaddr_in6 *sin6;
+    char expect[256];
+
+    assert_int_equal(load_doc(f, &full_doc), 0);
+    l = &f->config->listeners[0];
+    assert_string_equal(l->address, "::1");
+    assert_int_equal(l->port, 443);
+    snprintf(expect, sizeof(expect), "%s/server.crt", f->dir);
+    assert_string_equal(l->cert_file, expect);
+    snprintf(expect, sizeof(expect), "%s/subdir/../server.key", f->dir);
+    assert_string_equal(l->key_file, expect);
+    assert_int_equal(l->alt_svc_max_age_s, 0);
+    sin6 = (const struct sockaddr_in6 *)&l->addr;
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(sin6->sin6_port), 443);
+    assert_int_equal(l->addrlen, sizeof(*sin6));
+}
+
+static void test_every_upstream_key_is_loaded_into_the_config(void **state)
+{
+    struct fixture *f = *state;
+    const struct sp_upstream_conf *u;
+    const struct sockaddr_in6 *sin6;
+    char expect[256];
+
+    assert_int_equal(load_doc(f, &full_doc), 0);
+    u = &f->config->upstreams[0];
+    assert_int_equal(u->strategy, SP_LB_RANDOM);
+    snprintf(expect, sizeof(expect), "%s/server.crt", f->dir);
+    assert_string_equal(u->tls.ca_file, expect);
+    assert_false(u->tls.verify);
+    assert_string_equal(u->tls.server_name, "backend.internal");
+    assert_int_equal(u->pool.max_connections_per_backend, 5);
+    assert_int_equal(u->pool.max_streams_per_connection, 6);
+    assert_int_equal(u->pool.max_queue, 0);
+    assert_int_equal(u->pool.idle_timeout_ms, 8);
+    assert_string_equal(u->routes[0].host, "api.example.com");
+    assert_string_equal(u->routes[0].path_prefix, "/api");
+    assert_int_equal(u->routes[0].methods_count, 2);
+    assert_string_equal(u->routes[0].methods[1], "POST");
+    assert_string_equal(u->backends[0].id, "b.1_x-y");
+    assert_int_equal(u->backends[0].protocol, SP_BACKEND_PROTO_H3);
+    assert_int_equal(u->backends[0].weight, 1000);
+    sin6 = (const struct sockaddr_in6 *)&u->backends[0].addr;
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(sin6->sin6_port), 9443);
+}
+
+static void test_backend_ipv4_address_is_resolved_into_a_sockaddr(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {0};
+    const struct sockaddr_in *sin;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    sin = (const struct sockaddr_in *)&f->config->upstreams[0].backends[0].addr;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohs(sin->sin_port), 9443);
+    assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000001);
+    assert_int_equal(f->config->upstreams[0].backends[0].addrlen, sizeof(*sin));
+}
+
+/* One key, one value: either accepted, or refused with exactly this "KEY: MESSAGE". */
+struct key_case {
+    struct doc doc;
+    const char *at;    /* text on the line the error must point to; NULL when valid */
+    const char *error; /* "KEY: MESSAGE" */
+};
+
+#define LISTENER_WITH(extra)                                                                       \
+    .listener = "address: 127.0.0.1\nport: 8443\ncert: server.crt\n"                               \
+                "key: server.key\n" extra
+#define BACKEND_WITH(extra) .backend = "id: app-1\naddress: 127.0.0.1:9443\n" extra
+
+static const struct key_case valid_cases[] = {
+    {.doc = {.top = "workers: 256"}},
+    {.doc = {.top = "workers: 0"}},
+    {.doc = {.top = "log:\n  level: warn\n  format: text"}},
+    {.doc = {.top = "log:\n  level: error"}},
+    {.doc = {.listener = "address: 0.0.0.0\nport: 65535\ncert: server.crt\nkey: server.key"}},
+    {.doc = {.listener = "address: \"::\"\nport: 1\ncert: ./server.crt\nkey: server.key"}},
+    {.doc = {LISTENER_WITH("alt_svc_max_age: 4294967295")}},
+    {.doc = {.top = "timeouts:\n  connect_ms: 86400000\n  shutdown_ms: 1"}},
+    {.doc = {.top = "limits:\n  max_header_bytes: 1024\n  max_headers: 8\n"
+                    "  max_streams_per_connection: 10000\n  max_body_bytes: 18446744073709551615\n"
+                    "  stream_window_bytes: 16777216\n  connection_window_bytes: 1073741824\n"
+                    "  max_connections: 1000000"}},
+    {.doc = {.top = "limits:\n  max_header_bytes: 1048576\n  max_headers: 1000\n"
+                    "  max_streams_per_connection: 1\n  stream_window_bytes: 16384\n"
+                    "  connection_window_bytes: 16384\n  max_connections: 1"}},
+    {.doc = {.route = "host: \"*.example.com\""}},
+    {.doc = {.route = "host: \"*\"\npath_prefix: /"}},
+    {.doc = {.route = "host: \"[::1]\""}},
+    {.doc = {.route = "host: 10.0.0.1\nmethods:\n  - M-SEARCH"}},
+    {.doc = {BACKEND_WITH("weight: 1\nprotocol: h3")}},
+    {.doc = {.upstream = "tls:\n  verify: no\n  server_name: localhost"}},
+    {.doc = {.upstream = "tls:\n  verify: TRUE\n  ca_file: subdir/../server.crt"}},
+    {.doc = {.upstream = "pool:\n  max_connections_per_backend: 1024\n"
+                         "  max_streams_per_connection: 10000\n  max_queue: 1000000\n"
+                         "  idle_timeout_ms: 1"}},
+    {.doc = {.name = "a-B_9.z", .top = "# a comment line"}},
+};
+
+static const struct key_case invalid_cases[] = {
+    {{.top = "workers: 257"}, "workers: 257", "workers: must be between 0 and 256, got 257"},
+    {{.top = "workers: two"}, "workers", "workers: expected an unsigned integer, got \"two\""},
+    {{.top = "workers: -1"}, "workers", "workers: expected an unsigned integer, got \"-1\""},
+    {{.top = "workers: 010"}, "workers", "workers: expected an unsigned integer, got \"010\""},
+    {{.top = "workers:"}, "workers", "workers: missing value"},
+    {{.top = "workers: [1]"}, "workers", "workers: expected an unsigned integer, got a list"},
+    {{.top = "log: debug"}, "log", "log: expected a mapping, got \"debug\""},
+    {{.top = "log:\n  level: verbose"},
+     "verbose",
+     "log.level: unknown value \"verbose\": expected one of debug, info, warn, error"},
+    {{.top = "log:\n  format: xml"},
+     "xml",
+     "log.format: unknown value \"xml\": expected one of text, json"},
+    {{.top = "log:\n  colour: red"}, "colour", "log.colour: unknown key"},
+    {{.top = "colour: red"}, "colour", "colour: unknown key"},
+    {{.top = "workers: 1\nworkers: 2"}, "workers: 2", "workers: duplicate key"},
+    {{.listener = "port: 8443\ncert: server.crt\nkey: server.key"},
+     "port: 8443",
+     "listeners[0].address: required key missing"},
+    {{.listener = "address: localhost\nport: 8443\ncert: server.crt\nkey: server.key"},
+     "localhost",
+     "listeners[0].address: invalid address \"localhost\": expected a literal IPv4 or IPv6 "
+     "address (host names are not resolved, no brackets, no port)"},
+    {{.listener = "address: 127.0.0.1\ncert: server.crt\nkey: server.key"},
+     "address: 127",
+     "listeners[0].port: required key missing"},
+    {{.listener = "address: 127.0.0.1\nport: 0\ncert: server.crt\nkey: server.key"},
+     "port",
+     "listeners[0].port: must be between 1 and 65535, got 0"},
+    {{.listener = "address: 127.0.0.1\nport: 65536\ncert: server.crt\nkey: server.key"},
+     "port",
+     "listeners[0].port: must be between 1 and 65535, got 65536"},
+    {{.listener = "address: 127.0.0.1\nport: 8443\nkey: server.key"},
+     "address: 127",
+     "listeners[0].cert: required key missing"},
+    {{.listener = "address: 127.0.0.1\nport: 8443\ncert: /nonexistent/c.pem\nkey: server.key"},
+     "cert",
+     "listeners[0].cert: cannot read \"/nonexistent/c.pem\": No such file or directory"},
+    {{.listener = "address: 127.0.0.1\nport: 8443\ncert: server.crt"},
+     "address: 127",
+     "listeners[0].key: required key missing"},
+    {{.listener = "address: 127.0.0.1\nport: 8443\ncert: server.crt\nkey: /"},
+     "key: /",
+     "listeners[0].key: \"/\" is not a regular file"},
+    {{LISTENER_WITH("alt_svc_max_age: 4294967296")},
+     "alt_svc",
+     "listeners[0].alt_svc_max_age: must be between 0 and 4294967295, got 4294967296"},
+    {{LISTENER_WITH("colour: red")}, "colour", "listeners[0].colour: unknown key"},
+    {{.top = "timeouts:\n  connect_ms: 0"},
+     "connect_ms",
+     "timeouts.connect_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  response_ms: 0"},
+     "response_ms",
+     "timeouts.response_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  client_idle_ms: 86400001"},
+     "client_idle_ms",
+     "timeouts.client_idle_ms: must be between 1 and 86400000, got 86400001"},
+    {{.top = "timeouts:\n  backend_idle_ms: 1s"},
+     "backend_idle_ms",
+     "timeouts.backend_idle_ms: expected an unsigned integer, got \"1s\""},
+    {{.top = "timeouts:\n  shutdown_ms: 0"},
+     "shutdown_ms",
+     "timeouts.shutdown_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  read_ms: 5"}, "read_ms", "timeouts.read_ms: unknown key"},
+    {{.top = "limits:\n  max_header_bytes: 1023"},
+     "max_header_bytes",
+     "limits.max_header_bytes: must be between 1024 and 1048576, got 1023"},
+    {{.top = "limits:\n  max_headers: 7"},
+     "max_headers",
+     "limits.max_headers: must be between 8 and 1000, got 7"},
+    {{.top = "limits:\n  max_streams_per_connection: 10001"},
+     "max_streams",
+     "limits.max_streams_per_connection: must be between 1 and 10000, got 10001"},
+    {{.top = "limits:\n  max_body_bytes: 18446744073709551616"},
+     "max_body",
+     "limits.max_body_bytes: must be at least 0, got 18446744073709551616"},
+    {{.top = "limits:\n  stream_window_bytes: 16383"},
+     "stream_window",
+     "limits.stream_window_bytes: must be between 16384 and 16777216, got 16383"},
+    {{.top = "limits:\n  connection_window_bytes: 1073741825"},
+     "connection_window",
+     "limits.connection_window_bytes: must be between 16384 and 1073741824, got 1073741825"},
+    {{.top = "limits:\n  stream_window_bytes: 65536\n  connection_window_bytes: 32768"},
+     "connection_window",
+     "limits.connection_window_bytes: must be at least limits.stream_window_bytes (65536), got "
+     "32768"},
+    {{.top = "limits:\n  stream_window_bytes: 2097152"},
+     "stream_window",
+     "limits.stream_window_bytes: must be at most limits.connection_window_bytes (1048576, the "
+     "default), got 2097152"},
+    {{.top = "limits:\n  max_connections: 0"},
+     "max_connections",
+     "limits.max_connections: must be between 1 and 1000000, got 0"},
+    {{.name = "\"a b\""},
+     "a b",
+     "upstreams[0].name: invalid name \"a b\": use only "
+     "letters, digits, \"_\", \".\" and \"-\""},
+    {{.upstream = "strategy: least_conn"},
+     "least_conn",
+     "upstreams[0].strategy: unknown value \"least_conn\": expected one of round_robin, random"},
+    {{.upstream = "colour: red"}, "colour", "upstreams[0].colour: unknown key"},
+    {{.route = "host: \"a.example.com:443\""},
+     "host",
+     "upstreams[0].routes[0].host: invalid host \"a.example.com:443\": must not include a port"},
+    {{.route = "host: \"a..b\""},
+     "host",
+     "upstreams[0].routes[0].host: invalid host \"a..b\": expected a host name like "
+     "\"api.example.com\" or a wildcard like \"*.example.com\""},
+    {{.route = "path_prefix: api"},
+     "path_prefix",
+     "upstreams[0].routes[0].path_prefix: must start with \"/\", got \"api\""},
+    {{.route = "path_prefix: /a?b"},
+     "path_prefix",
+     "upstreams[0].routes[0].path_prefix: invalid path prefix \"/a?b\": spaces, control "
+     "characters, \"?\" and \"#\" are not allowed"},
+    {{.route = "methods: [GET, get]"},
+     "methods",
+     "upstreams[0].routes[0].methods[1]: invalid method \"get\": expected an upper-case token "
+     "like GET or POST"},
+    {{.route = "methods: []"},
+     "methods",
+     "upstreams[0].routes[0].methods: must have at least 1 entry"},
+    {{.route = "methods: GET"},
+     "methods",
+     "upstreams[0].routes[0].methods: expected a list, got \"GET\""},
+    {{.route = "methods: [GET, POST, GET]"},
+     "methods",
+     "upstreams[0].routes[0].methods[2]: duplicate method \"GET\""},
+    {{.route = "path: /"}, "path: /", "upstreams[0].routes[0].path: unknown key"},
+    {{.backend = "address: 127.0.0.1:9443"},
+     "address: 127.0.0.1:9443",
+     "upstreams[0].backends[0].id: required key missing"},
+    {{.backend = "id: \"\"\naddress: 127.0.0.1:9443"},
+     "id:",
+     "upstreams[0].backends[0].id: invalid name \"\": use only letters, digits, \"_\", \".\" "
+     "and \"-\""},
+    {{.backend = "id: app-1"},
+     "id: app-1",
+     "upstreams[0].backends[0].address: required key missing"},
+    {{.backend = "id: app-1\naddress: foo:99"},
+     "foo:99",
+     "upstreams[0].backends[0].address: invalid address \"foo:99\": expected IPv4:port or "
+     "[IPv6]:port"},
+    {{.backend = "id: app-1\naddress: \"::1:9443\""},
+     "::1:9443",
+     "upstreams[0].backends[0].address: invalid address \"::1:9443\": expected IPv4:port or "
+     "[IPv6]:port"},
+    {{.backend = "id: app-1\naddress: 127.0.0.2"},
+     "127.0.0.2",
+     "upstreams[0].backends[0].address: invalid address \"127.0.0.2\": expected IPv4:port or "
+     "[IPv6]:port"},
+    {{.backend = "id: app-1\naddress: 127.0.0.1:99999"},
+     "99999",
+     "upstreams[0].backends[0].address: invalid address \"127.0.0.1:99999\": port must be "
+     "between 1 and 65535"},
+    {{BACKEND_WITH("protocol: h2")},
+     "protocol",
+     "upstreams[0].backends[0].protocol: unknown value \"h2\": expected h3"},
+    {{BACKEND_WITH("weight: 0")},
+     "weight",
+     "upstreams[0].backends[0].weight: must be between 1 and 1000, got 0"},
+    {{BACKEND_WITH("weight: 1001")},
+     "weight",
+     "upstreams[0].backends[0].weight: must be between 1 and 1000, got 1001"},
+    {{BACKEND_WITH("port: 1")}, "port: 1", "upstreams[0].backends[0].port: unknown key"},
+    {{.upstream = "tls:\n  ca_file: missing.pem"},
+     "ca_file",
+     NULL}, /* message depends on the directory: checked in its own test */
+    {{.upstream = "tls:\n  verify: maybe"},
+     "verify",
+     "upstreams[0].tls.verify: expected true or false, got \"maybe\""},
+    {{.upstream = "tls:\n  server_name: \"bad name\""},
+     "server_name",
+     "upstreams[0].tls.server_name: invalid server name \"bad name\": expected a DNS name like "
+     "\"backend.internal\""},
+    {{.upstream = "tls:\n  sni: x"}, "sni", "upstreams[0].tls.sni: unknown key"},
+    {{.upstream = "pool:\n  max_connections_per_backend: 0"},
+     "max_connections_per",
+     "upstreams[0].pool.max_connections_per_backend: must be between 1 and 1024, got 0"},
+    {{.upstream = "pool:\n  max_streams_per_connection: 10001"},
+     "max_streams",
+     "upstreams[0].pool.max_streams_per_connection: must be between 1 and 10000, got 10001"},
+    {{.upstream = "pool:\n  max_queue: 1000001"},
+     "max_queue",
+     "upstreams[0].pool.max_queue: must be between 0 and 1000000, got 1000001"},
+    {{.upstream = "pool:\n  idle_timeout_ms: 0"},
+     "idle_timeout",
+     "upstreams[0].pool.idle_timeout_ms: must be between 1 and 86400000, got 0"},
+    {{.upstream = "pool: []"}, "pool", "upstreams[0].pool: expected a mapping, got a list"},
+};
+
+static void test_each_key_accepts_a_valid_value(void **state)
+{
+    struct fixture *f = *state;
+
+    for (size_t i = 0; i < sizeof(valid_cases) / sizeof(valid_cases[0]); i++) {
+        char yaml[4096];
+        int rv;
+
+        build(&valid_cases[i].doc, yaml, sizeof(yaml));
+        rv = load_text(f, yaml);
+        if (rv != 0) {
+            char got[1024];
+
+            print_message("case %zu:\n%s", i, yaml);
+            for (size_t e = 0; e < f->errors.count; e++)
+                print_message("%s\n", sp_config_error_format(&f->errors.items[e], got, 1024));
+        }
+        assert_int_equal(rv, 0);
+    }
+}
+
+static void test_each_key_rejects_an_invalid_value_with_its_line(void **state)
+{
+    struct fixture *f = *state;
+
+    for (size_t i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]); i++) {
+        const struct key_case *k = &invalid_cases[i];
+        char yaml[4096];
+
+        build(&k->doc, yaml, sizeof(yaml));
+        if (load_text(f, yaml) != -EINVAL)
+            fail_msg("case %zu was accepted:\n%s", i, yaml);
+        assert_null(f->config);
+        if (k->error != NULL)
+            assert_has_error(f, line_of(f, yaml, k->at), k->error);
+        else
+            assert_true(f->errors.count >= 1);
+    }
+}
+
+static void test_relative_files_resolve_against_the_config_directory(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {.upstream = "tls:\n  ca_file: missing.pem"};
+    char yaml[4096], expect[512];
+
+    build(&d, yaml, sizeof(yaml));
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    snprintf(expect, sizeof(expect),
+             "upstreams[0].tls.ca_file: cannot read \"missing.pem\" (resolved to %s/missing.pem): "
+             "No such file or directory",
+             f->dir);
+    assert_has_error(f, line_of(f, yaml, "ca_file"), expect);
+}
+
+static void test_every_error_is_reported_not_only_the_first(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {
+        .top = "workers: 999\nlog:\n  level: loud",
+        BACKEND_WITH("weight: 0\ncolour: red"),
+    };
+    char yaml[4096];
+
+    build(&d, yaml, sizeof(yaml));
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    assert_int_equal(f->errors.count, 4);
+    /* in file order */
+    assert_string_equal(f->errors.items[0].key, "workers");
+    assert_string_equal(f->errors.items[1].key, "log.level");
+    assert_string_equal(f->errors.items[2].key, "upstreams[0].backends[0].weight");
+    assert_string_equal(f->errors.items[3].key, "upstreams[0].backends[0].colour");
+    assert_int_equal(f->errors.items[3].line, line_of(f, yaml, "colour"));
+}
+
+static void test_missing_top_level_keys_point_at_the_document(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "# spooky\nworkers: 1\n"), -EINVAL);
+    assert_int_equal(f->errors.count, 2);
+    assert_has_error(f, 2, "listeners: required key missing");
+    assert_has_error(f, 2, "upstreams: required key missing");
+}
+
+static void test_empty_lists_are_rejected(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "listeners: []\nupstreams: []\n"), -EINVAL);
+    assert_has_error(f, 1, "listeners: must have at least 1 entry");
+    assert_has_error(f, 2, "upstreams: must have at least 1 entry");
+}
+
+static void test_yaml_syntax_error_is_one_error_with_its_line(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "workers: 1\nlisteners:\n  - address: 1\n   port: 2\n"
+                                  "colour: red\n"),
+                     -EINVAL);
+    assert_int_equal(f->errors.count, 1);
+    assert_has_error(f, 4, "invalid YAML: did not find expected '-' indicator");
+}
+
+static void test_unclosed_quote_is_a_syntax_error(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "workers: 1\nlog:\n  level: \"info\n"), -EINVAL);
+    assert_int_equal(f->errors.count, 1);
+    assert_int_equal(f->errors.items[0].line, 4);
+    assert_string_equal(f->errors.items[0].key, "");
+}
+
+static void test_aliases_and_second_documents_are_refused(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "workers: &w 1\nx: *w\n---\nworkers: 2\n"), -EINVAL);
+    assert_int_equal(f->errors.count, 2);
+    assert_has_error(f, 2, "YAML aliases are not supported (*w)");
+    assert_has_error(f, 3, "only one YAML document is allowed per configuration file");
+}
+
+static void test_empty_file_and_non_mapping_documents_are_refused(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load_text(f, "# nothing\n"), -EINVAL);
+    assert_has_error(f, 0, "the configuration is empty");
+    assert_int_equal(load_text(f, "- a\n- b\n"), -EINVAL);
+    assert_has_error(f, 1, "the configuration must be a mapping of keys, got a list");
+}
+
+static void test_missing_file_returns_enoent_and_says_so(void **state)
+{
+    struct sp_config_errors errors = {0};
+    struct sp_config *config = NULL;
+    char out[256];
+
+    (void)state;
+    assert_int_equal(sp_config_load("/nonexistent/spooky.yaml", &config, &errors), -ENOENT);
+    assert_null(config);
+    assert_int_equal(errors.count, 1);
+    assert_string_equal(sp_config_error_format(&errors.items[0], out, sizeof(out)),
+                        "/nonexistent/spooky.yaml: cannot read the configuration: No such file "
+                        "or directory");
+    sp_config_errors_fini(&errors);
+}
+
+static void test_duplicate_listeners_names_and_ids_are_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const char yaml[] = "listeners:\n"
+                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "  - {address: \"::1\", port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "  - {address: \"0:0::1\", port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "upstreams:\n"
+                               "  - name: app\n"
+                               "    routes: [{path_prefix: /a}]\n"
+                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                               "  - name: app\n"
+                               "    routes: [{path_prefix: /b}]\n"
+                               "    backends:\n"
+                               "      - {id: b2, address: \"127.0.0.1:1\"}\n"
+                               "      - {id: b1, address: \"127.0.0.1:2\"}\n";
+
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    assert_int_equal(f->errors.count, 3);
+    assert_has_error(f, 4, "listeners[2]: duplicate listener 0:0::1 port 8443 (also listeners[1])");
+    assert_has_error(f, 9,
+                     "upstreams[1].name: duplicate upstream name \"app\" (also upstreams[0].name)");
+    assert_has_error(f, 13,
+                     "upstreams[1].backends[1].id: duplicate backend id \"b1\" (also "
+                     "upstreams[0].backends[0].id)");
+}
+
+static void test_routes_that_cannot_be_told_apart_are_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const char yaml[] = "listeners:\n"
+                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "upstreams:\n"
+                               "  - name: a\n"
+                               "    routes:\n"
+                               "      - path_prefix: /\n"
+                               "      - {host: A.example, path_prefix: /x, methods: [GET]}\n"
+                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                               "  - name: b\n"
+                               "    routes:\n"
+                               "      - host: \"*\"\n"
+                               "      - {host: a.EXAMPLE, path_prefix: /x, methods: [PUT, GET]}\n"
+                               "      - {host: a.example, path_prefix: /x, methods: [POST]}\n"
+                               "      - {host: \"*.example\", path_prefix: /x}\n"
+                               "      - {path_prefix: /x/}\n"
+                               "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n";
+
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    assert_int_equal(f->errors.count, 2);
+    assert_has_error(f, 11,
+                     "upstreams[1].routes[0]: route host=\"*\" path_prefix=\"/\" duplicates "
+                     "upstreams[0].routes[0]");
+    assert_has_error(f, 12,
+                     "upstreams[1].routes[1]: route host=\"a.example\" path_prefix=\"/x\" "
+                     "duplicates upstreams[0].routes[1] for method GET");
+}
+
+static void test_routes_in_the_same_upstream_may_not_repeat(void **state)
+{
+    struct fixture *f = *state;
+    static const char yaml[] = "listeners:\n"
+                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "upstreams:\n"
+                               "  - name: a\n"
+                               "    routes:\n"
+                               "      - path_prefix: /\n"
+                               "      - path_prefix: /\n"
+                               "        methods: [GET]\n"
+                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n";
+
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    assert_int_equal(f->errors.count, 1);
+    assert_has_error(f, 7,
+                     "upstreams[0].routes[1]: route host=\"*\" path_prefix=\"/\" duplicates "
+                     "upstreams[0].routes[0] for method GET");
+}
+
+static void test_error_format_omits_line_zero_and_empty_key(void **state)
+{
+    struct sp_config_error e = {.file = "a.yaml", .line = 3, .key = "k", .message = "bad"};
+    char out[64];
+
+    (void)state;
+    assert_string_equal(sp_config_error_format(&e, out, sizeof(out)), "a.yaml:3: k: bad");
+    e.line = 0;
+    assert_string_equal(sp_config_error_format(&e, out, sizeof(out)), "a.yaml: k: bad");
+    e.key = "";
+    assert_string_equal(sp_config_error_format(&e, out, sizeof(out)), "a.yaml: bad");
+    assert_string_equal(sp_config_error_format(&e, out, 5), "a.ya");
+}
+
+static void test_free_and_fini_accept_empty_objects(void **state)
+{
+    struct sp_config_errors errors = {0};
+
+    (void)state;
+    sp_config_free(NULL);
+    sp_config_errors_fini(&errors);
+    sp_config_errors_fini(&errors);
+}
+
+static void test_example_config_is_valid(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], cmd[1024];
+
+    /* config/example.yaml names ../demo/certs/server.{crt,key}: lay out the same tree */
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s/ex/config' '%s/ex/demo/certs' && cp config/example.yaml '%s/ex/config/' "
+             "&& touch '%s/ex/demo/certs/server.crt' '%s/ex/demo/certs/server.key'",
+             f->dir, f->dir, f->dir, f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    reset(f);
+    snprintf(path, sizeof(path), "%s/ex/config/example.yaml", f->dir);
+    if (sp_config_load(path, &f->config, &f->errors) != 0) {
+        char got[1024];
+
+        for (size_t e = 0; e < f->errors.count; e++)
+            print_message("%s\n", sp_config_error_format(&f->errors.items[e], got, 1024));
+        fail();
+    }
+    assert_int_equal(f->config->upstreams_count, 2);
+    assert_int_equal(f->config->upstreams[0].backends[0].weight, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_config_loads_with_every_default),
+        cmocka_unit_test(test_every_top_level_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_every_listener_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_every_upstream_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_backend_ipv4_address_is_resolved_into_a_sockaddr),
+        cmocka_unit_test(test_each_key_accepts_a_valid_value),
+        cmocka_unit_test(test_each_key_rejects_an_invalid_value_with_its_line),
+        cmocka_unit_test(test_relative_files_resolve_against_the_config_directory),
+        cmocka_unit_test(test_every_error_is_reported_not_only_the_first),
+        cmocka_unit_test(test_missing_top_level_keys_point_at_the_document),
+        cmocka_unit_test(test_empty_lists_are_rejected),
+        cmocka_unit_test(test_yaml_syntax_error_is_one_error_with_its_line),
+        cmocka_unit_test(test_unclosed_quote_is_a_syntax_error),
+        cmocka_unit_test(test_aliases_and_second_documents_are_refused),
+        cmocka_unit_test(test_empty_file_and_non_mapping_documents_are_refused),
+        cmocka_unit_test(test_missing_file_returns_enoent_and_says_so),
+        cmocka_unit_test(test_duplicate_listeners_names_and_ids_are_errors),
+        cmocka_unit_test(test_routes_that_cannot_be_told_apart_are_errors),
+        cmocka_unit_test(test_routes_in_the_same_upstream_may_not_repeat),
+        cmocka_unit_test(test_error_format_omits_line_zero_and_empty_key),
+        cmocka_unit_test(test_free_and_fini_accept_empty_objects),
+        cmocka_unit_test(test_example_config_is_valid),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
