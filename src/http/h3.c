@@ -540,6 +540,15 @@ static int on_stream_data(struct sp_quic_conn *qc, int64_t stream_id, const uint
     if (rv != 0)
         return rv;
     n = nghttp3_conn_read_stream(c->h3, stream_id, data, len, fin);
+    if (n == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING && ngtcp2_is_bidi_stream(stream_id)) {
+        /* RFC 9114 §4.1.2: a body that disagrees with content-length makes the message
+         * malformed, which is a stream error, not a connection error. */
+        SP_LOG_DEBUG("http", "event=malformed_message stream=%lld", (long long)stream_id);
+        (void)nghttp3_conn_shutdown_stream_read(c->h3, stream_id);
+        sp_quic_conn_shutdown_stream(qc, stream_id, SP_H3_MESSAGE_ERROR);
+        sp_quic_conn_consume(qc, -1, len);
+        return 0;
+    }
     if (n < 0)
         return h3_error(c, (int)n, "read_stream");
     /* Frame overhead and QPACK bytes are ours to release; DATA payload is the user's. */

@@ -468,8 +468,9 @@ void sp_quic_conn_write(struct sp_quic_conn *qc)
 {
     if (qc->state == SP_QUIC_CONN_CLOSED)
         return;
-    if (qc->in_write) {
-        /* Called from a callback inside the write loop: run one more pass when it ends. */
+    if (qc->in_write || qc->in_read) {
+        /* Called from a callback inside ngtcp2 (which is not re-entrant): run one more pass
+         * when the outer read or write ends. */
         qc->write_again = true;
         return;
     }
@@ -524,9 +525,14 @@ int sp_quic_conn_read(struct sp_quic_conn *qc, const struct sockaddr *remote, so
         return -ECONNABORTED;
     path.remote.addr = (struct sockaddr *)remote;
     path.remote.addrlen = remote_len;
+    qc->in_read = true;
     rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, data, len, sp_time_now());
-    if (rv == 0)
+    qc->in_read = false;
+    if (rv == 0) {
+        if (qc->write_again)
+            sp_quic_conn_write(qc);
         return 0;
+    }
     switch (rv) {
     case NGTCP2_ERR_DRAINING:
         conn_closed(qc, "peer_closed");

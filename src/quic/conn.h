@@ -92,7 +92,8 @@ struct sp_quic_conn {
     ngtcp2_connection_close_error last_error; /* what we send in CONNECTION_CLOSE */
     bool is_server;
     bool in_write;          /* re-entrancy guard for sp_quic_conn_write */
-    bool write_again;       /* a write was requested during the write loop */
+    bool in_read;           /* inside ngtcp2_conn_read_pkt */
+    bool write_again;       /* a write was requested during a read or write */
     sp_time_t created_ns;   /* when the conn object was created */
     sp_time_t handshake_ns; /* handshake duration, 0 until complete */
     /* Set by a server owner: a connection ID was issued (add) or retired; keeps the CID map in

@@ -35,6 +35,7 @@ struct backend {
     size_t nconns;
     size_t connecting;                    /* conns not yet ready */
     struct sp_pool_waiter *qhead, *qtail; /* waiters for this backend */
+    size_t qlen;                         /* waiters in that queue */
     uint64_t handshakes;
     unsigned inflight;
     unsigned failures; /* consecutive connect failures */
@@ -68,6 +69,7 @@ static void queue_push(struct backend *be, struct sp_pool_waiter *w)
         be->qhead = w;
     be->qtail = w;
     w->queued = true;
+    be->qlen++;
     be->pool->queued++;
 }
 
@@ -83,6 +85,7 @@ static void queue_remove(struct backend *be, struct sp_pool_waiter *w)
         be->qtail = w->prev;
     w->prev = w->next = NULL;
     w->queued = false;
+    be->qlen--;
     be->pool->queued--;
 }
 
@@ -318,6 +321,15 @@ static void free_bconn(void *arg)
     free(bc);
 }
 
+/* Classifies why a connection never became ready: no answer at all ("connect") or a QUIC/TLS
+ * handshake that started and failed ("handshake"). */
+static const char *connect_cause(const char *why)
+{
+    if (strcmp(why, "handshake_timeout") == 0 || strcmp(why, "tls_error") == 0)
+        return "handshake";
+    return "connect";
+}
+
 static void on_conn_closed(struct sp_h3_conn *c, void *ctx, const char *reason)
 {
     struct bconn *bc = bconn_of(ctx);
@@ -347,7 +359,7 @@ static void on_conn_closed(struct sp_h3_conn *c, void *ctx, const char *reason)
                 bc->ready ? why : "connect");
     sp_defer_add(p->defer, free_bconn, bc);
     if (!bc->ready && be->connecting == 0)
-        fail_waiters(be, strcmp(why, "handshake_timeout") == 0 ? "handshake" : "connect");
+        fail_waiters(be, connect_cause(why));
     else
         backend_dispatch(be);
 }
@@ -425,6 +437,17 @@ void sp_pool_free(struct sp_pool *p)
     free(p);
 }
 
+/* A request may wait when a connection being opened (or that may still be opened) will have a
+ * stream for it; beyond that, only max_queue requests wait for streams to free up. */
+static bool may_queue(const struct backend *be)
+{
+    const struct sp_pool_conf *pc = &be->pool->conf->pool;
+    size_t growable = be->nconns < pc->max_connections_per_backend ? 1 : 0;
+    size_t coming = (be->connecting + growable) * pc->max_streams_per_connection;
+
+    return be->qlen < coming || be->pool->queued < pc->max_queue;
+}
+
 int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
                     struct sp_h3_conn **ret_conn)
 {
@@ -437,7 +460,7 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
             return 0;
         }
     }
-    if (p->shutting_down || p->queued >= p->conf->pool.max_queue)
+    if (p->shutting_down || !may_queue(be))
         return -EBUSY;
     w->backend = backend;
     queue_push(be, w);

@@ -59,12 +59,21 @@ static struct sp_h3_field fstr(const char *n, const char *v)
     return f;
 }
 
+static void respond_len(struct treq *r, unsigned status, const char *ctype, bool body,
+                        const char *content_length)
+{
+    struct sp_h3_field f[3] = {fstr("x-backend-id", r->td->id), fstr("content-type", ctype)};
+    size_t n = 2;
+
+    if (content_length != NULL)
+        f[n++] = fstr("content-length", content_length);
+    r->responded = true;
+    (void)sp_h3_stream_respond(r->s, status, f, n, body);
+}
+
 static void respond(struct treq *r, unsigned status, const char *ctype, bool body)
 {
-    struct sp_h3_field f[2] = {fstr("x-backend-id", r->td->id), fstr("content-type", ctype)};
-
-    r->responded = true;
-    (void)sp_h3_stream_respond(r->s, status, f, 2, body);
+    respond_len(r, status, ctype, body, NULL);
 }
 
 /* Generates /size and /reset-after bytes up to a bounded amount ahead of the acks. */
@@ -109,7 +118,10 @@ static void json_str(char *out, size_t cap, size_t *off, const uint8_t *s, size_
 
 static void send_text(struct treq *r, unsigned status, const char *ctype, const char *text)
 {
-    respond(r, status, ctype, true);
+    char len[24];
+
+    snprintf(len, sizeof(len), "%zu", strlen(text));
+    respond_len(r, status, ctype, true, len);
     sp_h3_stream_write(r->s, (const uint8_t *)text, strlen(text));
     sp_h3_stream_end(r->s, NULL, 0);
 }
@@ -346,10 +358,14 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->kind = classify(sp_h3_fields_find(sp_h3_stream_headers(s), ":path"), &r->arg);
     sp_h3_stream_set_user(s, &treq_ops, r);
     switch (r->kind) {
-    case K_SIZE:
-        respond(r, 200, "text/plain", true);
+    case K_SIZE: {
+        char len[24];
+
+        snprintf(len, sizeof(len), "%llu", (unsigned long long)r->arg);
+        respond_len(r, 200, "text/plain", true, len);
         pump(r);
         break;
+    }
     case K_RESET_AFTER:
         respond(r, 200, "text/plain", true);
         pump(r);

@@ -24,9 +24,6 @@ CASES = {
     "unknown pseudo-header": [M, S, A, P, (":foo", "bar")],
     "response pseudo-header in request": [M, S, A, P, (":status", "200")],
     "pseudo-header after regular field": [M, S, A, ("x-a", "1"), P],
-    "uppercase field name": [M, S, A, P, ("X-Upper", "1")],
-    "space in field name": [M, S, A, P, ("x bad", "1")],
-    "newline in field value": [M, S, A, P, ("x-bad", "a\nb")],
     "connection: close": [M, S, A, P, ("connection", "close")],
     "keep-alive": [M, S, A, P, ("keep-alive", "timeout=5")],
     "proxy-connection": [M, S, A, P, ("proxy-connection", "keep-alive")],
@@ -37,6 +34,29 @@ CASES = {
     "conflicting content-lengths": [(":method", "POST"), S, A, (":path", "/echo"),
                                     ("content-length", "1"), ("content-length", "2")],
 }
+
+
+# Fields whose name or value is invalid (RFC 9110 §5.1, §5.5). nghttp3 0.8 strips such a field
+# while decoding (it never reaches spooky's code), so the request that spooky forwards is no
+# longer malformed; what must hold is that the invalid bytes never reach a backend.
+# (An uppercase name cannot be tested: nghttp3's encoder in spooky-testc lowercases names.)
+INVALID_FIELDS = {
+    "space in field name": ("x bad", "1"),
+    "newline in field value": ("x-bad", "a\nb"),
+}
+
+
+@pytest.mark.parametrize("field", list(INVALID_FIELDS.values()), ids=list(INVALID_FIELDS.keys()))
+def test_invalid_field_never_reaches_the_backend(field, testd, spooky_for, testc):
+    sp = spooky_for([testd])
+    r = testc(sp.port, [M, S, A, (":path", "/headers"), field], print_body=True)
+    (resp,) = r.responses
+    if resp.status == 200:
+        import json
+        names = [n for n, _ in json.loads(resp.body)]
+        assert field[0] not in names and "x bad" not in names
+    else:
+        _assert_rejected(resp)
 
 
 def _assert_rejected(resp):
