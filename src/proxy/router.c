@@ -74,7 +74,8 @@ static int route_set_host(struct route *rt, const char *conf_host)
     const char *h;
     size_t len;
 
-    if (conf_host == NULL) {
+    if (conf_host == NULL || strcmp(conf_host, "*") == 0) {
+        /* The config accepts "*" as an explicit "any host". */
         rt->host_kind = ROUTE_HOST_ANY;
         return 0;
     }

@@ -35,7 +35,7 @@ struct backend {
     size_t nconns;
     size_t connecting;                    /* conns not yet ready */
     struct sp_pool_waiter *qhead, *qtail; /* waiters for this backend */
-    size_t qlen;                         /* waiters in that queue */
+    size_t qlen;                          /* waiters in that queue */
     uint64_t handshakes;
     unsigned inflight;
     unsigned failures; /* consecutive connect failures */
@@ -149,9 +149,11 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 
         if (n == -1) {
             /* ECONNREFUSED (ICMP port unreachable) means nobody listens: fail fast. */
-            if (errno == ECONNREFUSED && !bc->ready)
+            if (errno == ECONNREFUSED && !bc->ready) {
                 bconn_close(bc, "connect");
-            return;
+                return;
+            }
+            break; /* drained: now send the ACKs and whatever the packets unblocked */
         }
         if (sp_quic_conn_read(qc, (struct sockaddr *)&qc->remote, qc->remote_len, buf, (size_t)n,
                               0) != 0)

@@ -265,7 +265,7 @@ static void test_routes_map_to_their_own_upstream_when_upstreams_have_several(vo
 
 static void test_new_rejects_malformed_hosts_and_leaves_ret_untouched(void **state)
 {
-    static char *const bad[] = {"", "*", "*.", "a*.example", "*.a*.example", "*example"};
+    static char *const bad[] = {"", "*.", "a*.example", "*.a*.example", "*example"};
     struct fixture *f = *state;
     struct sp_router *r = (struct sp_router *)0x1;
 
@@ -278,6 +278,16 @@ static void test_new_rejects_malformed_hosts_and_leaves_ret_untouched(void **sta
         assert_ptr_equal(r, (struct sp_router *)0x1);
     }
     sp_router_free(NULL);
+}
+
+static void test_star_host_means_any_host(void **state)
+{
+    struct fixture *f = *state;
+
+    add(f, "*", "/", NULL, 0);
+    build(f);
+    assert_int_equal(match(f, "a.example", "/", "GET"), 0);
+    assert_int_equal(match(f, "localhost:8443", "/x", "POST"), 0);
 }
 
 static void test_empty_config_matches_nothing(void **state)
@@ -294,6 +304,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_exact_host_beats_wildcard_which_beats_no_host),
+        T(test_star_host_means_any_host),
         T(test_host_class_wins_over_a_longer_path_prefix),
         T(test_wildcard_does_not_match_its_bare_suffix),
         T(test_longer_wildcard_suffix_wins),
