@@ -1,16 +1,12 @@
 #include "upstream/pool.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "upstream/pool_rules.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Passive health: a backend whose connects fail is skipped for a backoff that doubles per
- * consecutive failure, from 500 ms up to 10 s. */
-#define DOWN_BASE_NS (500 * SP_MS)
-#define DOWN_MAX_NS (10 * SP_SEC)
 
 struct backend;
 
@@ -49,7 +45,8 @@ struct sp_pool {
     const struct sp_tls_client *tls;     /* borrowed */
     struct sp_quic_conn_params params;
     struct sp_h3_limits limits;
-    struct backend *backends; /* owned array */
+    struct sp_pool_limits rules; /* the conf's caps, in the rules' terms */
+    struct backend *backends;    /* owned array */
     size_t nbackends;
     size_t queued; /* waiters across backends */
     bool shutting_down;
@@ -91,17 +88,17 @@ static void queue_remove(struct backend *be, struct sp_pool_waiter *w)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-static unsigned stream_cap(const struct bconn *bc)
-{
-    return bc->be->pool->conf->pool.max_streams_per_connection;
-}
-
 /* True when bc can take one more request now. */
 static bool has_capacity(struct bconn *bc)
 {
-    return bc->ready && !bc->goaway && !bc->closing &&
-           sp_h3_conn_active_streams(bc->h3) < stream_cap(bc) &&
-           sp_h3_conn_streams_left(bc->h3) > 0;
+    struct sp_pool_conn_view v = {
+        .ready = bc->ready,
+        .draining = bc->goaway || bc->closing,
+        .active = sp_h3_conn_active_streams(bc->h3),
+        .peer_streams_left = bc->ready ? sp_h3_conn_streams_left(bc->h3) : 0,
+    };
+
+    return sp_pool_conn_has_capacity(&v, &bc->be->pool->rules);
 }
 
 static void idle_update(struct bconn *bc)
@@ -182,12 +179,11 @@ static int open_socket(struct bconn *bc)
     return 0;
 }
 
+/* Passive health: a backend whose connects fail is skipped for a growing backoff. */
 static void backend_failed(struct backend *be, sp_time_t now)
 {
-    sp_time_t backoff = DOWN_BASE_NS << SP_MIN(be->failures, 5u);
-
     be->failures++;
-    be->down_until = now + SP_MIN(backoff, DOWN_MAX_NS);
+    be->down_until = now + sp_pool_down_backoff(be->failures);
 }
 
 static int bconn_open(struct backend *be)
@@ -252,11 +248,11 @@ static void backend_dispatch(struct backend *be)
         w->on_ready(w, bc->h3);
         idle_update(bc);
     }
-    /* Open one more connection when waiters remain and no handshake is already under way
-     * (each new connection brings up to max_streams streams). */
-    if (be->qhead != NULL && be->connecting == 0 && !p->shutting_down &&
-        be->nconns < p->conf->pool.max_connections_per_backend)
-        (void)bconn_open(be);
+    /* Open connections while waiters exceed what the handshakes under way will carry. */
+    while (!p->shutting_down &&
+           sp_pool_should_open(&p->rules, be->nconns, be->connecting, be->qlen))
+        if (bconn_open(be) != 0)
+            break;
 }
 
 static void fail_waiters(struct backend *be, const char *cause)
@@ -392,6 +388,9 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
     p->params.handshake_timeout_ns = timeouts->connect_ms * SP_MS;
     p->limits.max_header_bytes = limits->max_header_bytes;
     p->limits.max_headers = limits->max_headers;
+    p->rules.max_connections = conf->pool.max_connections_per_backend;
+    p->rules.max_streams = conf->pool.max_streams_per_connection;
+    p->rules.max_queue = conf->pool.max_queue;
     p->nbackends = conf->backends_count;
     p->backends = sp_xcalloc(p->nbackends, sizeof(*p->backends));
     for (size_t i = 0; i < p->nbackends; i++) {
@@ -439,17 +438,6 @@ void sp_pool_free(struct sp_pool *p)
     free(p);
 }
 
-/* A request may wait when a connection being opened (or that may still be opened) will have a
- * stream for it; beyond that, only max_queue requests wait for streams to free up. */
-static bool may_queue(const struct backend *be)
-{
-    const struct sp_pool_conf *pc = &be->pool->conf->pool;
-    size_t growable = be->nconns < pc->max_connections_per_backend ? 1 : 0;
-    size_t coming = (be->connecting + growable) * pc->max_streams_per_connection;
-
-    return be->qlen < coming || be->pool->queued < pc->max_queue;
-}
-
 int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
                     struct sp_h3_conn **ret_conn)
 {
@@ -462,7 +450,8 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
             return 0;
         }
     }
-    if (p->shutting_down || !may_queue(be))
+    if (p->shutting_down ||
+        !sp_pool_may_queue(&p->rules, be->nconns, be->connecting, be->qlen, p->queued))
         return -EBUSY;
     w->backend = backend;
     queue_push(be, w);
