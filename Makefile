@@ -1,10 +1,12 @@
 # spooky: the two commands a new machine needs are `make demo` and `make test`.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 10
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: all setup build build-asan unit integration test demo format check-format clean
+.PHONY: all setup build build-asan unit integration fuzz test demo format check-format clean
 
 all: build
 
@@ -30,6 +32,19 @@ integration: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	$(PYTEST) -q tests/integration
 
+# Each libFuzzer target runs FUZZ_SECONDS from the checked-in seed corpus (new inputs it finds
+# stay in $(BUILD_FUZZ)/corpus-NAME).
+fuzz:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DSPOOKY_FUZZ=ON -DSPOOKY_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_router fuzz_headers fuzz_config
+	for t in router headers config; do \
+	    mkdir -p $(BUILD_FUZZ)/corpus-$$t && \
+	    { $(BUILD_FUZZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        $(BUILD_FUZZ)/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD_FUZZ)/fuzz-$$t.log 2>&1 || \
+	      { tail -n 60 $(BUILD_FUZZ)/fuzz-$$t.log; echo "fuzz_$$t FAILED"; exit 1; }; } && \
+	    echo "fuzz_$$t: $$(grep -a DONE $(BUILD_FUZZ)/fuzz-$$t.log | tail -n 1)"; \
+	done
+
 check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
@@ -37,6 +52,7 @@ test: setup
 	$(MAKE) check-format
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) fuzz
 
 demo: setup build
 	bash scripts/demo.sh $(BUILD)

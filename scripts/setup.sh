@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-    build-essential cmake pkg-config clang-format
+    build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev gnutls-bin
     libev-dev libnghttp2-dev libhttp-parser-dev libcyaml-dev liburcu-dev
     libmicrohttpd-dev libjansson-dev libcmocka-dev

@@ -172,6 +172,10 @@ struct cyaml_log_sink {
     char *text; /* owned; NULL until the first error line */
 };
 
+/* libcyaml hands us its printf-style format: tell the compiler so it checks it as one. */
+static void on_cyaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+
 static void on_cyaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     struct cyaml_log_sink *sink = ctx;
