@@ -214,7 +214,8 @@ static int cb_stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_err
         /* RFC 9000 §4.6: let the client open a new request stream in its place. */
         if (ngtcp2_is_bidi_stream(stream_id))
             (void)ngtcp2_conn_extend_max_streams_bidi(c->qc.conn, 1);
-    } else if (c->cops->on_streams_available != NULL && !c->goaway) {
+    } else if (c->cops->on_streams_available != NULL) {
+        /* Also after GOAWAY: the owner learns the connection may now be idle. */
         c->cops->on_streams_available(c, c->ctx);
     }
     return 0;

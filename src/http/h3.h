@@ -76,7 +76,8 @@ struct sp_h3_server_ops {
 struct sp_h3_client_ops {
     /* Handshake done and the peer may have streams available. */
     void (*on_ready)(struct sp_h3_conn *c, void *ctx);
-    /* More request streams can be opened (MAX_STREAMS grew or a stream closed). */
+    /* More request streams can be opened (MAX_STREAMS grew or a stream closed); after GOAWAY
+     * it still reports stream closes, so the owner can close the connection once idle. */
     void (*on_streams_available)(struct sp_h3_conn *c, void *ctx);
     /* The peer sent GOAWAY: no new requests on this connection. */
     void (*on_goaway)(struct sp_h3_conn *c, void *ctx);

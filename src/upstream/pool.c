@@ -106,7 +106,9 @@ static void idle_update(struct bconn *bc)
     const struct sp_pool *p = bc->be->pool;
 
     if (bc->ready && sp_h3_conn_active_streams(bc->h3) == 0) {
-        bc->idle.repeat = (double)p->conf->pool.idle_timeout_ms / 1e3;
+        /* A connection the backend is leaving (GOAWAY) closes as soon as it is idle; from the
+         * timer, never from inside the conn's own callbacks. */
+        bc->idle.repeat = bc->goaway ? 1e-6 : (double)p->conf->pool.idle_timeout_ms / 1e3;
         ev_timer_again(p->loop, &bc->idle);
     } else {
         ev_timer_stop(p->loop, &bc->idle);
@@ -130,7 +132,7 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     ev_timer_stop(loop, w);
     if (sp_h3_conn_active_streams(bc->h3) == 0)
-        bconn_close(bc, "idle");
+        bconn_close(bc, bc->goaway ? "goaway" : "idle");
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -308,6 +310,7 @@ static void on_goaway(struct sp_h3_conn *c, void *ctx)
     bc->close_reason = "goaway";
     SP_LOG_INFO("upstream", "event=goaway backend=%s", bc->be->conf->id);
     backend_dispatch(bc->be);
+    idle_update(bc);
 }
 
 static void free_bconn(void *arg)

@@ -3,8 +3,8 @@
  * chosen statuses and a /stats endpoint counting handshakes. Usage:
  *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
- * /trailers, /status/CODE, /stats; any other path answers 200 "hello from NAME: METHOD PATH".
- * Every response carries x-backend-id: NAME. */
+ * /trailers, /status/CODE, /stats, /goaway (answers, then sends GOAWAY); any other path answers 200
+ * "hello from NAME: METHOD PATH". Every response carries x-backend-id: NAME. */
 #include "core/defer.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -38,6 +38,7 @@ enum kind {
     K_TRAILERS,
     K_STATUS,
     K_STATS,
+    K_GOAWAY,
     K_NOT_FOUND
 };
 
@@ -209,6 +210,11 @@ static void finish_request(struct treq *r)
                  sp_h3_server_conn_count(r->td->srv));
         send_text(r, 200, "application/json", buf);
         break;
+    case K_GOAWAY:
+        /* RFC 9114 §5.2: answer, then tell the client this connection takes no new requests. */
+        send_text(r, 200, "text/plain", "goaway\n");
+        sp_h3_conn_shutdown(sp_h3_stream_conn(r->s));
+        break;
     case K_NOT_FOUND:
         if (!r->responded)
             send_hello(r);
@@ -342,6 +348,8 @@ static enum kind classify(const struct sp_h3_field *p, uint64_t *arg)
         return K_TRAILERS;
     if (IS("/stats"))
         return K_STATS;
+    if (IS("/goaway"))
+        return K_GOAWAY;
 #undef IS
     return K_NOT_FOUND;
 }
@@ -382,6 +390,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     case K_TRAILERS:
     case K_STATUS:
     case K_STATS:
+    case K_GOAWAY:
     case K_NOT_FOUND:
         break; /* answered at the end of the request (t_on_end) */
     }

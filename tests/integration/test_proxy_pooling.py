@@ -79,3 +79,16 @@ def test_round_robin_spreads_requests_evenly(make_testd, spooky_for, testc):
     assert abs(per_backend["testd-a"] - per_backend["testd-b"]) <= 10, per_backend
     logged = collections.Counter(e["backend"] for e in sp.wait_access(count=100))
     assert logged == per_backend
+
+
+def test_backend_goaway_takes_the_connection_out_of_rotation(testd, spooky_for, testc):
+    """RFC 9114 §5.2: after a backend's GOAWAY no new request goes on that connection; spooky
+    closes it once idle and carries on over a new one, with no client-visible failure."""
+    sp = spooky_for([testd])
+    (bye,) = testc(sp.port, request_fields("/goaway")).responses
+    assert bye.status == 200
+    sp.wait_entries(area="upstream", event="closed", backend="testd-1", reason="goaway",
+                    timeout=10)
+    r = testc(sp.port, request_fields("/size/10"), n=20, parallel=5)
+    assert r.statuses() == [200] * 20
+    assert len(sp.entries(area="upstream", event="connected", backend="testd-1")) == 2
