@@ -31,8 +31,10 @@ struct sp_h3_stream {
     bool in_trailers; /* receiving the trailer section */
     bool too_large;   /* received section exceeded the limits */
     bool reset_sent;
-    bool peer_ended; /* the peer's side finished cleanly */
-    unsigned status; /* client: final response status */
+    bool peer_ended;      /* the peer's side finished cleanly */
+    uint64_t in_data;     /* body bytes delivered to the user (on_data) */
+    uint64_t in_credited; /* of those, credit returned (sp_h3_stream_consume) */
+    unsigned status;      /* client: final response status */
 };
 
 struct sp_h3_conn {
@@ -112,6 +114,12 @@ static void stream_free(struct sp_h3_stream *s)
 static void stream_finish(struct sp_h3_stream *s, uint64_t app_error)
 {
     const struct sp_h3_stream_ops *ops = s->ops;
+
+    /* Bytes the user still held when the stream went away would never be credited: give the
+     * connection-level credit back now, or the connection window leaks shut over time. */
+    if (s->in_data > s->in_credited)
+        sp_quic_conn_consume(&s->conn->qc, -1, s->in_data - s->in_credited);
+    s->in_credited = s->in_data;
 
     s->ops = NULL;
     if (ops != NULL)
@@ -233,6 +241,7 @@ static int cb_recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data
         sp_quic_conn_consume(&c->qc, stream_id, datalen);
         return 0;
     }
+    s->in_data += datalen;
     s->ops->on_data(s, s->user, data, datalen);
     return 0;
 }
@@ -926,6 +935,7 @@ void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_h3_field *trailers
 
 void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len)
 {
+    s->in_credited += len;
     sp_quic_conn_consume(&s->conn->qc, s->id, len);
     /* Credit is worth sending promptly: the peer may be blocked on it. */
     sp_quic_conn_write(&s->conn->qc);

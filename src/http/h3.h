@@ -150,7 +150,8 @@ void sp_h3_stream_write(struct sp_h3_stream *s, const uint8_t *data, size_t len)
 /* Ends the body, optionally with trailers (copied). */
 void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_h3_field *trailers, size_t n);
 
-/* Returns flow-control credit for `len` received body bytes. */
+/* Returns flow-control credit for `len` received body bytes. Credit still outstanding when the
+ * stream closes is returned to the connection automatically. */
 void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len);
 
 /* Aborts the stream in both directions with an H3 error code. The user's on_close follows

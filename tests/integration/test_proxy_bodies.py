@@ -63,3 +63,13 @@ def test_upload_with_gtlsclient_is_echoed(testd, spooky_for, gtls, content):
     st = gtls(sp.port, ["/echo"], method="POST", data=f.path).streams[0]
     assert st.status == 200
     assert (st.body_len, st.body_sha256) == (f.size, f.sha256)
+
+
+def test_connection_flow_control_credit_is_not_lost(testd, spooky_for, testc):
+    """Many responses on one pooled backend connection add up to far more than its connection
+    window (1 MiB by default). Credit for bytes still in flight to the client when the backend
+    stream closes must go back to the backend connection, or the pool stalls after ~1 MiB."""
+    sp = spooky_for([testd], pool={"max_connections_per_backend": 1})
+    r = testc(sp.port, request_fields("/size/20000"), n=400, parallel=50, timeout_s=60)
+    assert r.returncode == 0
+    assert r.statuses() == [200] * 400
