@@ -100,6 +100,7 @@ static struct sp_quic_conn *on_accept(struct sp_quic_listener *l, void *ctx,
         gnutls_deinit(tls);
         goto out_free_node;
     }
+    sp_h3_conn_quic(node->c)->defer = srv->defer;
     node->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = node;

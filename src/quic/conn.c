@@ -1,5 +1,6 @@
 #include "quic/conn.h"
 #include "core/log.h"
+#include "core/defer.h"
 #include "core/util.h"
 #include "quic/secret.h"
 
@@ -464,7 +465,35 @@ static void rearm_timer(struct sp_quic_conn *qc)
     ev_timer_again(qc->loop, &qc->timer);
 }
 
+static void write_now(struct sp_quic_conn *qc);
+
+static void on_flush(void *arg)
+{
+    struct sp_quic_conn *qc = arg;
+
+    qc->write_scheduled = false;
+    write_now(qc);
+}
+
 void sp_quic_conn_write(struct sp_quic_conn *qc)
+{
+    if (qc->state == SP_QUIC_CONN_CLOSED)
+        return;
+    if (qc->defer != NULL) {
+        /* Coalesce: everything a loop turn produced goes out in one pass (fewer, fuller
+         * packets, GSO batches) when the turn ends. The flush is queued before any deferred
+         * free of this conn, and a closed conn queues nothing, so it never runs on freed
+         * memory. */
+        if (!qc->write_scheduled) {
+            qc->write_scheduled = true;
+            sp_defer_add(qc->defer, on_flush, qc);
+        }
+        return;
+    }
+    write_now(qc);
+}
+
+static void write_now(struct sp_quic_conn *qc)
 {
     if (qc->state == SP_QUIC_CONN_CLOSED)
         return;
@@ -498,7 +527,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     rv = ngtcp2_conn_handle_expiry(qc->conn, sp_time_now());
     switch (rv) {
     case 0:
-        sp_quic_conn_write(qc);
+        write_now(qc); /* loss recovery and pacing deadlines: no reason to wait */
         return;
     case NGTCP2_ERR_IDLE_CLOSE:
         /* RFC 9000 §10.1: idle timeout closes silently. */

@@ -21,6 +21,7 @@
 
 struct sp_quic_conn;
 struct sp_quic_listener;
+struct sp_defer;
 
 /* A UDP socket plus its local address. Server endpoints are shared by every connection of a
  * worker's listener; a client connection has its own connected endpoint. */
@@ -93,12 +94,15 @@ struct sp_quic_conn {
     bool is_server;
     bool in_write;          /* re-entrancy guard for sp_quic_conn_write */
     bool in_read;           /* inside ngtcp2_conn_read_pkt */
+    bool write_scheduled;   /* a deferred flush is queued on defer */
     bool write_again;       /* a write was requested during a read or write */
     sp_time_t created_ns;   /* when the conn object was created */
     sp_time_t handshake_ns; /* handshake duration, 0 until complete */
     /* Set by a server owner: a connection ID was issued (add) or retired; keeps the CID map in
      * step. Returns 0 or -ENOMEM. NULL for client connections. */
     int (*on_cid)(struct sp_quic_conn *qc, const ngtcp2_cid *cid, bool add);
+    struct sp_defer *defer;            /* borrowed, optional: when set, writes are coalesced
+                                          to the end of the loop turn */
     struct sp_quic_listener *listener; /* borrowed; server conns: where our CIDs route */
     ngtcp2_cid odcid;                  /* server conns: the client's original DCID */
 };
@@ -137,8 +141,9 @@ void sp_quic_conn_fini(struct sp_quic_conn *qc);
 int sp_quic_conn_read(struct sp_quic_conn *qc, const struct sockaddr *remote, socklen_t remote_len,
                       const uint8_t *data, size_t len, uint8_t ecn);
 
-/* Sends whatever ngtcp2 and the application have pending and re-arms the timer. Safe to call
- * from application callbacks (it defers while a write is in progress). */
+/* Sends whatever ngtcp2 and the application have pending and re-arms the timer. With qc->defer
+ * set, the send happens once at the end of the loop turn however often this is called. Safe to
+ * call from application callbacks (never re-enters ngtcp2). */
 void sp_quic_conn_write(struct sp_quic_conn *qc);
 
 /* Closes the connection with an application error (e.g. H3_NO_ERROR), sending CONNECTION_CLOSE.

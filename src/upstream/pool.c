@@ -210,6 +210,7 @@ static int bconn_open(struct backend *be)
                                &bc->h3);
     if (rv != 0)
         goto out_close;
+    sp_h3_conn_quic(bc->h3)->defer = p->defer;
     ev_io_init(&bc->io, on_readable, bc->ep.fd, EV_READ);
     ev_io_start(p->loop, &bc->io);
     ev_init(&bc->idle, on_idle);
