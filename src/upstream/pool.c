@@ -3,7 +3,9 @@
 #include "core/util.h"
 #include "upstream/pool_rules.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@ struct backend {
     size_t connecting;                    /* conns not yet ready */
     struct sp_pool_waiter *qhead, *qtail; /* waiters for this backend */
     size_t qlen;                          /* waiters in that queue */
+    char verify_name[64];                 /* SNI / certificate name: server_name or the IP */
     uint64_t handshakes;
     unsigned inflight;
     unsigned failures; /* consecutive connect failures */
@@ -191,7 +194,6 @@ static void backend_failed(struct backend *be, sp_time_t now)
 static int bconn_open(struct backend *be)
 {
     struct sp_pool *p = be->pool;
-    const char *sni = p->conf->tls.server_name;
     struct bconn *bc = sp_xcalloc(1, sizeof(*bc));
     gnutls_session_t tls;
     int rv;
@@ -200,9 +202,7 @@ static int bconn_open(struct backend *be)
     rv = open_socket(bc);
     if (rv != 0)
         goto out_free;
-    if (sni == NULL)
-        sni = "localhost";
-    rv = sp_tls_client_session_new(p->tls, sni, NULL, &tls);
+    rv = sp_tls_client_session_new(p->tls, be->verify_name, NULL, &tls);
     if (rv != 0)
         goto out_close;
     rv = sp_h3_conn_new_client(p->loop, &bc->ep, (struct sockaddr *)&be->conf->addr,
@@ -375,6 +375,24 @@ static const struct sp_h3_client_ops client_ops = {
 
 /* ---- public API ------------------------------------------------------------------------- */
 
+/* The name a backend's certificate must carry: tls.server_name, or else the backend's own IP
+ * literal (verified against the certificate's IP addresses; no SNI is sent for an IP). */
+static void set_verify_name(struct backend *be, const char *server_name)
+{
+    const struct sockaddr_storage *ss = &be->conf->addr;
+
+    if (server_name != NULL) {
+        snprintf(be->verify_name, sizeof(be->verify_name), "%s", server_name);
+        return;
+    }
+    if (ss->ss_family == AF_INET6)
+        (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, be->verify_name,
+                        sizeof(be->verify_name));
+    else
+        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, be->verify_name,
+                        sizeof(be->verify_name));
+}
+
 int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
                 const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,
                 const struct sp_tls_client *tls, struct sp_pool **ret)
@@ -401,6 +419,7 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
         p->backends[i].pool = p;
         p->backends[i].conf = &conf->backends[i];
         p->backends[i].index = i;
+        set_verify_name(&p->backends[i], conf->tls.server_name);
     }
     *ret = p;
     return 0;

@@ -121,3 +121,11 @@ def test_failed_backend_is_skipped_for_the_live_one(first, testd, spooky_for, te
     r = testc(sp.port, request_fields("/size/10"), n=6, parallel=1)
     assert r.statuses() == [200] * 6
     assert {x.header("x-backend-id") for x in r.responses} == {"testd-1"}
+
+
+def test_without_server_name_the_backend_ip_is_verified(testd, spooky_for, testc):
+    """tls.server_name absent: the certificate must carry the backend's IP (ours has
+    IP:127.0.0.1), and no SNI is sent."""
+    sp = spooky_for([testd], tls={"server_name": None})
+    (resp,) = testc(sp.port, request_fields("/size/10")).responses
+    assert resp.status == 200

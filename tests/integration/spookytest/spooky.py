@@ -79,8 +79,9 @@ def upstream(name, backends, certs, *, routes=None, strategy="round_robin", pool
         "strategy": strategy,
         "routes": routes if routes is not None else [{"path_prefix": "/"}],
         "backends": entries,
-        "tls": deep_merge({"ca_file": str(certs.ca), "verify": True,
-                           "server_name": "localhost"}, tls),
+        "tls": {k: v for k, v in deep_merge({"ca_file": str(certs.ca), "verify": True,
+                                             "server_name": "localhost"}, tls).items()
+                if v is not None},   # tls={"server_name": None} leaves the key out
         "pool": deep_merge(DEFAULT_POOL, pool),
     }
 
