@@ -19,8 +19,8 @@ struct sp_h3_stream {
     int64_t id;
     const struct sp_h3_stream_ops *ops; /* borrowed; NULL = detached */
     void *user;                         /* borrowed */
-    struct sp_h3_fields headers;
-    struct sp_h3_fields trailers;
+    struct sp_fields headers;
+    struct sp_fields trailers;
     nghttp3_rcbuf **refs; /* owned array of refs held for the fields' bytes */
     size_t nrefs, caprefs;
     struct sp_bodybuf out;    /* body bytes to send */
@@ -83,7 +83,7 @@ static struct sp_h3_stream *stream_new(struct sp_h3_conn *c, int64_t id)
     return s;
 }
 
-static void fields_reset(struct sp_h3_fields *f)
+static void fields_reset(struct sp_fields *f)
 {
     free(f->items);
     memset(f, 0, sizeof(*f));
@@ -137,7 +137,7 @@ static void keep_ref(struct sp_h3_stream *s, nghttp3_rcbuf *rc)
     s->refs[s->nrefs++] = rc;
 }
 
-static void fields_add(struct sp_h3_stream *s, struct sp_h3_fields *f, nghttp3_rcbuf *name,
+static void fields_add(struct sp_h3_stream *s, struct sp_fields *f, nghttp3_rcbuf *name,
                        nghttp3_rcbuf *value)
 {
     nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
@@ -163,20 +163,9 @@ static void fields_add(struct sp_h3_stream *s, struct sp_h3_fields *f, nghttp3_r
     f->count++;
 }
 
-const struct sp_h3_field *sp_h3_fields_find(const struct sp_h3_fields *f, const char *name)
+static unsigned parse_status(const struct sp_fields *f)
 {
-    size_t len = strlen(name);
-
-    for (size_t i = 0; i < f->count; i++) {
-        if (f->items[i].name_len == len && memcmp(f->items[i].name, name, len) == 0)
-            return &f->items[i];
-    }
-    return NULL;
-}
-
-static unsigned parse_status(const struct sp_h3_fields *f)
-{
-    const struct sp_h3_field *st = sp_h3_fields_find(f, ":status");
+    const struct sp_field *st = sp_fields_find(f, ":status");
     unsigned v = 0;
 
     if (st == NULL || st->value_len != 3)
@@ -295,7 +284,7 @@ static int cb_recv_header(nghttp3_conn *h3, int64_t stream_id, int32_t token, ng
 static void reject_too_large(struct sp_h3_stream *s)
 {
     static const uint8_t cl_name[] = "content-length", cl_value[] = "0";
-    struct sp_h3_field f = {cl_name, sizeof(cl_name) - 1, cl_value, sizeof(cl_value) - 1};
+    struct sp_field f = {cl_name, sizeof(cl_name) - 1, cl_value, sizeof(cl_value) - 1};
 
     SP_LOG_DEBUG("http", "event=request_rejected stream=%lld reason=header_section_too_large",
                  (long long)s->id);
@@ -783,7 +772,7 @@ uint64_t sp_h3_conn_streams_left(struct sp_h3_conn *c)
     return ngtcp2_conn_get_streams_bidi_left(c->qc.conn);
 }
 
-static void to_nv(nghttp3_nv *nv, const struct sp_h3_field *f)
+static void to_nv(nghttp3_nv *nv, const struct sp_field *f)
 {
     nv->name = (uint8_t *)f->name;
     nv->namelen = f->name_len;
@@ -792,7 +781,7 @@ static void to_nv(nghttp3_nv *nv, const struct sp_h3_field *f)
     nv->flags = NGHTTP3_NV_FLAG_NONE;
 }
 
-int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_h3_field *fields, size_t n,
+int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_field *fields, size_t n,
                               bool has_body, const struct sp_h3_stream_ops *ops, void *user,
                               struct sp_h3_stream **ret_stream)
 {
@@ -852,7 +841,7 @@ void sp_h3_stream_set_user(struct sp_h3_stream *s, const struct sp_h3_stream_ops
     s->user = user;
 }
 
-int sp_h3_stream_respond(struct sp_h3_stream *s, unsigned status, const struct sp_h3_field *fields,
+int sp_h3_stream_respond(struct sp_h3_stream *s, unsigned status, const struct sp_field *fields,
                          size_t n, bool has_body)
 {
     nghttp3_nv nva[MAX_OUT_FIELDS + 1];
@@ -896,7 +885,7 @@ void sp_h3_stream_write(struct sp_h3_stream *s, const uint8_t *data, size_t len)
     resume(s);
 }
 
-static nghttp3_nv *copy_trailers(const struct sp_h3_field *f, size_t n)
+static nghttp3_nv *copy_trailers(const struct sp_field *f, size_t n)
 {
     size_t bytes = n * sizeof(nghttp3_nv);
     nghttp3_nv *nv;
@@ -920,7 +909,7 @@ static nghttp3_nv *copy_trailers(const struct sp_h3_field *f, size_t n)
     return nv;
 }
 
-void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_h3_field *trailers, size_t n)
+void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_field *trailers, size_t n)
 {
     if (s->out.eof || s->reset_sent)
         return;
@@ -952,12 +941,12 @@ void sp_h3_stream_reset(struct sp_h3_stream *s, uint64_t app_error)
     sp_quic_conn_write(&s->conn->qc);
 }
 
-const struct sp_h3_fields *sp_h3_stream_headers(const struct sp_h3_stream *s)
+const struct sp_fields *sp_h3_stream_headers(const struct sp_h3_stream *s)
 {
     return &s->headers;
 }
 
-const struct sp_h3_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s)
+const struct sp_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s)
 {
     return &s->trailers;
 }

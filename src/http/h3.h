@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/fields.h"
 #include "quic/conn.h"
 
 struct sp_h3_conn;
@@ -28,22 +29,6 @@ struct sp_h3_stream;
 #define SP_H3_REQUEST_CANCELLED 0x010c
 #define SP_H3_REQUEST_INCOMPLETE 0x010d
 #define SP_H3_MESSAGE_ERROR 0x010e
-
-/* One field line. Borrowed bytes, not NUL-terminated. */
-struct sp_h3_field {
-    const uint8_t *name;
-    size_t name_len;
-    const uint8_t *value;
-    size_t value_len;
-};
-
-/* A received field section (headers or trailers), in wire order, pseudo-fields included. */
-struct sp_h3_fields {
-    struct sp_h3_field *items; /* owned array; bytes are refs held by the stream */
-    size_t count;
-    size_t cap;
-    uint64_t bytes; /* RFC 9114 §4.2.2 size: sum of name + value + 32 per field */
-};
 
 struct sp_h3_stream_ops {
     /* Headers complete: request headers (server) or final response headers (client). */
@@ -123,7 +108,7 @@ uint64_t sp_h3_conn_streams_left(struct sp_h3_conn *c);
 /* Client: opens a request stream and submits the header fields (exactly as given: the caller
  * supplies the pseudo-fields). has_body=false ends the stream after the headers. Returns 0,
  * -EAGAIN when no stream is available, or -EPROTO. Worker thread. */
-int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_h3_field *fields, size_t n,
+int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_field *fields, size_t n,
                               bool has_body, const struct sp_h3_stream_ops *ops, void *user,
                               struct sp_h3_stream **ret_stream);
 
@@ -141,14 +126,14 @@ void sp_h3_stream_set_user(struct sp_h3_stream *s, const struct sp_h3_stream_ops
 
 /* Server: submits response headers; status 100..599 plus fields (no pseudo-fields). has_body
  * false ends the stream after the headers. Returns 0 or -EPROTO. */
-int sp_h3_stream_respond(struct sp_h3_stream *s, unsigned status, const struct sp_h3_field *fields,
+int sp_h3_stream_respond(struct sp_h3_stream *s, unsigned status, const struct sp_field *fields,
                          size_t n, bool has_body);
 
 /* Appends body bytes to send (copied). */
 void sp_h3_stream_write(struct sp_h3_stream *s, const uint8_t *data, size_t len);
 
 /* Ends the body, optionally with trailers (copied). */
-void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_h3_field *trailers, size_t n);
+void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_field *trailers, size_t n);
 
 /* Returns flow-control credit for `len` received body bytes. Credit still outstanding when the
  * stream closes is returned to the connection automatically. */
@@ -159,8 +144,8 @@ void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len);
 void sp_h3_stream_reset(struct sp_h3_stream *s, uint64_t app_error);
 
 /* Received sections. */
-const struct sp_h3_fields *sp_h3_stream_headers(const struct sp_h3_stream *s);
-const struct sp_h3_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s);
+const struct sp_fields *sp_h3_stream_headers(const struct sp_h3_stream *s);
+const struct sp_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s);
 
 /* Bytes written with sp_h3_stream_write but not yet acknowledged by the peer. */
 uint64_t sp_h3_stream_unacked(const struct sp_h3_stream *s);
@@ -171,7 +156,5 @@ unsigned sp_h3_stream_status(const struct sp_h3_stream *s);
 /* The connection a stream belongs to. */
 struct sp_h3_conn *sp_h3_stream_conn(const struct sp_h3_stream *s);
 
-/* Finds a field by lowercase name; returns the first match or NULL. */
-const struct sp_h3_field *sp_h3_fields_find(const struct sp_h3_fields *f, const char *name);
 
 #endif

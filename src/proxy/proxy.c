@@ -6,6 +6,7 @@
 #include "lb/lb.h"
 #include "proxy/router.h"
 #include "upstream/pool.h"
+#include "upstream/upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,7 +39,7 @@ struct sp_proxy {
 struct req {
     struct sp_proxy *px;          /* borrowed */
     struct sp_h3_stream *cs;      /* borrowed; client stream, NULL once closed */
-    struct sp_h3_stream *us;      /* borrowed; upstream stream, NULL until acquired/closed */
+    struct sp_ustream us;         /* the backend request; us.impl NULL until submitted/closed */
     struct sp_pool_waiter waiter; /* queued for a stream */
     ev_timer timer;               /* response timeout */
     struct sp_bodybuf pending;    /* request body received before the upstream stream */
@@ -57,7 +58,7 @@ struct req {
 };
 
 static const struct sp_h3_stream_ops client_stream_ops;
-static const struct sp_h3_stream_ops upstream_stream_ops;
+static const struct sp_ustream_cbs upstream_cbs;
 
 /* ---- finishing ---------------------------------------------------------------------------- */
 
@@ -98,7 +99,7 @@ static void access_log(struct req *r)
 /* Frees the request once neither stream nor the pool refers to it. */
 static void maybe_finish(struct req *r)
 {
-    if (r->finished || r->cs != NULL || r->us != NULL || r->waiter.queued)
+    if (r->finished || r->cs != NULL || r->us.impl != NULL || r->waiter.queued)
         return;
     r->finished = true;
     ev_timer_stop(r->px->loop, &r->timer);
@@ -109,16 +110,10 @@ static void maybe_finish(struct req *r)
     sp_defer_add(r->px->defer, req_free, r);
 }
 
-static void detach_upstream(struct req *r, uint64_t err)
+/* Lets go of the backend request (cancelling it if still open) and of its accounting. */
+static void detach_upstream(struct req *r)
 {
-    struct sp_h3_stream *us = r->us;
-
-    if (us == NULL)
-        return;
-    r->us = NULL;
-    sp_h3_stream_set_user(us, NULL, NULL);
-    if (err != 0)
-        sp_h3_stream_reset(us, err);
+    sp_ustream_cancel(&r->us);
     if (r->counted) {
         r->counted = false;
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
@@ -136,7 +131,7 @@ static void respond_error(struct req *r, unsigned status, const char *cause)
         return;
     n = snprintf(body, sizeof(body), "%u %s\n", status, cause);
     snprintf(len, sizeof(len), "%d", n);
-    struct sp_h3_field f[] = {
+    struct sp_field f[] = {
         {(const uint8_t *)"content-type", 12, (const uint8_t *)"text/plain", 10},
         {(const uint8_t *)"content-length", 14, (const uint8_t *)len, strlen(len)},
         {(const uint8_t *)"retry-after", 11, (const uint8_t *)"1", 1},
@@ -166,7 +161,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
     ev_timer_stop(r->px->loop, &r->timer);
     if (r->waiter.queued)
         sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
-    detach_upstream(r, SP_H3_REQUEST_CANCELLED);
+    detach_upstream(r);
     if (r->resp_started) {
         /* Too late for a status: a reset tells the client the response is incomplete. */
         r->cause = cause;
@@ -180,31 +175,23 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
 
 /* ---- forwarding the request --------------------------------------------------------------- */
 
-static bool name_is(const struct sp_h3_field *f, const char *name)
+static bool name_is(const struct sp_field *f, const char *name)
 {
     size_t n = strlen(name);
 
     return f->name_len == n && memcmp(f->name, name, n) == 0;
 }
 
-static struct sp_h3_field field_str(const char *name, const char *value)
-{
-    struct sp_h3_field f = {(const uint8_t *)name, strlen(name), (const uint8_t *)value,
-                            strlen(value)};
-    return f;
-}
-
 /* Builds the forwarded field list: end-to-end fields as received, hop-by-hop fields dropped
  * (RFC 9110 §7.6.1), forwarding fields set by policy. Returns the count; out has room for
  * in->count + ADDED_FIELDS. */
-static size_t build_request_fields(struct req *r, const struct sp_h3_fields *in,
-                                   struct sp_h3_field *out)
+static size_t build_request_fields(struct req *r, const struct sp_fields *in, struct sp_field *out)
 {
-    const struct sp_h3_field *xff = NULL, *via = NULL;
+    const struct sp_field *xff = NULL, *via = NULL;
     size_t n = 0;
 
     for (size_t i = 0; i < in->count; i++) {
-        const struct sp_h3_field *f = &in->items[i];
+        const struct sp_field *f = &in->items[i];
 
         if (f->name_len > 0 && f->name[0] == ':') {
             out[n++] = *f;
@@ -227,24 +214,26 @@ static size_t build_request_fields(struct req *r, const struct sp_h3_fields *in,
     }
     r->xff = sp_headers_xff_append(xff ? xff->value : NULL, xff ? xff->value_len : 0, r->client_ip);
     r->via = sp_headers_via_append(via ? via->value : NULL, via ? via->value_len : 0);
-    out[n++] = field_str("x-forwarded-for", r->xff);
-    out[n++] = field_str("x-forwarded-proto", "https");
-    out[n++] = field_str("x-request-id", r->request_id);
-    out[n++] = field_str("via", r->via);
+    out[n++] = sp_field_str("x-forwarded-for", r->xff);
+    out[n++] = sp_field_str("x-forwarded-proto", "https");
+    out[n++] = sp_field_str("x-request-id", r->request_id);
+    out[n++] = sp_field_str("via", r->via);
     return n;
 }
 
-static void submit(struct req *r, struct sp_h3_conn *c)
+static void submit(struct req *r, struct sp_pool_conn *c)
 {
-    const struct sp_h3_fields *in = sp_h3_stream_headers(r->cs);
-    struct sp_h3_field *fields = sp_xmalloc((in->count + ADDED_FIELDS) * sizeof(*fields));
+    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
+    struct sp_field *fields = sp_xmalloc((in->count + ADDED_FIELDS) * sizeof(*fields));
     bool has_body = !r->req_done || sp_bodybuf_pending(&r->pending) > 0 ||
                     sp_h3_stream_trailers(r->cs)->count > 0;
     struct sp_bodybuf_vec v[8];
     size_t n = build_request_fields(r, in, fields);
     int rv;
 
-    rv = sp_h3_conn_submit_request(c, fields, n, has_body, &upstream_stream_ops, r, &r->us);
+    r->us.cbs = &upstream_cbs;
+    r->us.user = r;
+    rv = sp_pool_submit(c, fields, n, has_body, &r->us);
     free(fields);
     if (rv != 0) {
         fail_request(r, 502, "protocol");
@@ -257,20 +246,20 @@ static void submit(struct req *r, struct sp_h3_conn *c)
         size_t total = 0;
 
         for (size_t i = 0; i < n; i++) {
-            sp_h3_stream_write(r->us, v[i].base, v[i].len);
+            sp_ustream_write(&r->us, v[i].base, v[i].len);
             total += v[i].len;
         }
         sp_bodybuf_advance(&r->pending, total);
         sp_bodybuf_ack(&r->pending, total);
     }
     if (r->req_done && has_body) {
-        const struct sp_h3_fields *t = sp_h3_stream_trailers(r->cs);
+        const struct sp_fields *t = sp_h3_stream_trailers(r->cs);
 
-        sp_h3_stream_end(r->us, t->items, t->count);
+        sp_ustream_end(&r->us, t->items, t->count);
     }
 }
 
-static void on_pool_ready(struct sp_pool_waiter *w, struct sp_h3_conn *c)
+static void on_pool_ready(struct sp_pool_waiter *w, struct sp_pool_conn *c)
 {
     struct req *r = SP_CONTAINER_OF(w, struct req, waiter);
 
@@ -305,7 +294,7 @@ static void pick_and_acquire(struct req *r)
 {
     struct upstream_rt *u = &r->px->ups[r->up];
     sp_time_t now = sp_time_now();
-    struct sp_h3_conn *c;
+    struct sp_pool_conn *c;
     size_t idx;
     int rv;
 
@@ -354,9 +343,9 @@ static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, 
         fail_request(r, 413, "body_too_large");
         return;
     }
-    if (r->us != NULL) {
+    if (r->us.impl != NULL) {
         /* Credit goes back to the client when the backend acknowledges (us on_sent). */
-        sp_h3_stream_write(r->us, data, len);
+        sp_ustream_write(&r->us, data, len);
     } else if (!r->resp_done && !r->finished) {
         sp_bodybuf_append(&r->pending, data, len);
     } else {
@@ -375,10 +364,10 @@ static void cs_on_end(struct sp_h3_stream *s, void *user)
     struct req *r = req_of(user);
 
     r->req_done = true;
-    if (r->us != NULL) {
-        const struct sp_h3_fields *t = sp_h3_stream_trailers(s);
+    if (r->us.impl != NULL) {
+        const struct sp_fields *t = sp_h3_stream_trailers(s);
 
-        sp_h3_stream_end(r->us, t->items, t->count);
+        sp_ustream_end(&r->us, t->items, t->count);
     }
 }
 
@@ -388,8 +377,7 @@ static void cs_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
 
     (void)s;
     /* The client took `len` response bytes: let the backend send that much more. */
-    if (r->us != NULL)
-        sp_h3_stream_consume(r->us, len);
+    sp_ustream_consume(&r->us, len);
 }
 
 static void cs_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
@@ -405,7 +393,7 @@ static void cs_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
             r->cause = "client_abort";
         if (r->waiter.queued)
             sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
-        detach_upstream(r, SP_H3_REQUEST_CANCELLED);
+        detach_upstream(r);
     }
     maybe_finish(r);
 }
@@ -421,11 +409,11 @@ static const struct sp_h3_stream_ops client_stream_ops = {
 
 /* ---- upstream stream callbacks ----------------------------------------------------------- */
 
-static void us_on_headers(struct sp_h3_stream *s, void *user)
+static void us_on_headers(struct sp_ustream *s, void *user)
 {
     struct req *r = req_of(user);
-    const struct sp_h3_fields *in = sp_h3_stream_headers(s);
-    struct sp_h3_field *out;
+    const struct sp_fields *in = sp_ustream_headers(s);
+    struct sp_field *out;
     size_t n = 0;
 
     ev_timer_stop(r->px->loop, &r->timer);
@@ -433,7 +421,7 @@ static void us_on_headers(struct sp_h3_stream *s, void *user)
         return;
     out = sp_xmalloc((in->count + 1) * sizeof(*out));
     for (size_t i = 0; i < in->count; i++) {
-        const struct sp_h3_field *f = &in->items[i];
+        const struct sp_field *f = &in->items[i];
 
         if ((f->name_len > 0 && f->name[0] == ':') ||
             sp_headers_is_hop_by_hop(f->name, f->name_len) || name_is(f, "alt-svc"))
@@ -441,29 +429,29 @@ static void us_on_headers(struct sp_h3_stream *s, void *user)
         out[n++] = *f;
     }
     if (r->px->alt_svc[0] != '\0')
-        out[n++] = field_str("alt-svc", r->px->alt_svc);
-    r->status = sp_h3_stream_status(s);
+        out[n++] = sp_field_str("alt-svc", r->px->alt_svc);
+    r->status = sp_ustream_status(s);
     r->resp_started = true;
     if (sp_h3_stream_respond(r->cs, r->status, out, n, true) != 0)
         fail_request(r, 502, "protocol");
     free(out);
 }
 
-static void us_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, size_t len)
+static void us_on_data(struct sp_ustream *s, void *user, const uint8_t *data, size_t len)
 {
     struct req *r = req_of(user);
 
     if (r->cs == NULL || !r->resp_started) {
-        sp_h3_stream_consume(s, len);
+        sp_ustream_consume(s, len);
         return;
     }
     sp_h3_stream_write(r->cs, data, len);
 }
 
-static void us_on_end(struct sp_h3_stream *s, void *user)
+static void us_on_end(struct sp_ustream *s, void *user)
 {
     struct req *r = req_of(user);
-    const struct sp_h3_fields *t = sp_h3_stream_trailers(s);
+    const struct sp_fields *t = sp_ustream_trailers(s);
 
     if (r->cs == NULL || !r->resp_started || r->resp_done)
         return;
@@ -472,7 +460,7 @@ static void us_on_end(struct sp_h3_stream *s, void *user)
     r->resp_done = true;
 }
 
-static void us_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
+static void us_on_sent(struct sp_ustream *s, void *user, uint64_t len)
 {
     struct req *r = req_of(user);
 
@@ -481,33 +469,31 @@ static void us_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
         sp_h3_stream_consume(r->cs, len);
 }
 
-static void us_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
+static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error err)
 {
     struct req *r = req_of(user);
 
     (void)s;
-    r->us = NULL;
     if (r->counted) {
         r->counted = false;
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
     }
     if (!r->resp_done) {
-        if (app_error == SP_H3_REQUEST_REJECTED && !r->resp_started && r->cs != NULL &&
+        if (err == SP_USTREAM_REFUSED && !r->resp_started && r->cs != NULL &&
             r->tries < r->px->ups[r->up].conf->backends_count && r->pending.acked == 0) {
-            /* RFC 9114 §8.1: REQUEST_REJECTED means the backend did not process it. */
+            /* The backend did not process it (e.g. H3_REQUEST_REJECTED): try another. */
             pick_and_acquire(r);
             return;
         }
-        fail_request(r, 502, "reset");
+        fail_request(r, 502, err == SP_USTREAM_PROTOCOL ? "protocol" : "reset");
         return;
     }
     maybe_finish(r);
 }
 
-static const struct sp_h3_stream_ops upstream_stream_ops = {
+static const struct sp_ustream_cbs upstream_cbs = {
     .on_headers = us_on_headers,
     .on_data = us_on_data,
-    .on_trailers = cs_on_trailers,
     .on_end = us_on_end,
     .on_sent = us_on_sent,
     .on_close = us_on_close,
@@ -524,16 +510,16 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     fail_request(r, 504, "timeout");
 }
 
-static char *field_dup(const struct sp_h3_fields *f, const char *name)
+static char *field_dup(const struct sp_fields *f, const char *name)
 {
-    const struct sp_h3_field *v = sp_h3_fields_find(f, name);
+    const struct sp_field *v = sp_fields_find(f, name);
 
     return v != NULL ? sp_xstrndup((const char *)v->value, v->value_len) : NULL;
 }
 
-static void init_request_id(struct req *r, const struct sp_h3_fields *f)
+static void init_request_id(struct req *r, const struct sp_fields *f)
 {
-    const struct sp_h3_field *id = sp_h3_fields_find(f, "x-request-id");
+    const struct sp_field *id = sp_fields_find(f, "x-request-id");
 
     if (id != NULL && sp_headers_request_id_valid(id->value, id->value_len)) {
         memcpy(r->request_id, id->value, id->value_len);
@@ -546,7 +532,7 @@ static void init_request_id(struct req *r, const struct sp_h3_fields *f)
 static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
 {
     struct sp_proxy *px = ctx;
-    const struct sp_h3_fields *f = sp_h3_stream_headers(s);
+    const struct sp_fields *f = sp_h3_stream_headers(s);
     struct sp_quic_conn *qc = sp_h3_conn_quic(c);
     struct req *r = sp_xcalloc(1, sizeof(*r));
     int up;

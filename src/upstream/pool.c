@@ -8,28 +8,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct backend;
 
-struct bconn {
-    struct bconn *prev, *next;  /* backend's list */
-    struct backend *be;         /* borrowed */
-    struct sp_h3_conn *h3;      /* owned */
-    struct sp_quic_endpoint ep; /* owns ep.fd: a connected UDP socket */
-    ev_io io;                   /* readable socket */
-    ev_timer idle;              /* reaps the conn when it has been idle long enough */
-    bool ready;                 /* handshake done */
-    bool goaway;                /* out of rotation */
-    bool closing;               /* close requested by us */
-    const char *close_reason;   /* static string for the log */
+struct sp_pool_conn {
+    struct sp_pool_conn *prev, *next; /* backend's list */
+    struct backend *be;               /* borrowed */
+    void *impl;                       /* owned; the protocol's connection */
+    ev_timer idle;                    /* reaps the conn when it has been idle long enough */
+    bool ready;                       /* handshake done */
+    bool goaway;                      /* out of rotation */
+    bool closing;                     /* close requested by us */
+    const char *close_reason;         /* static string for the log */
 };
 
 struct backend {
     struct sp_pool *pool;               /* borrowed */
     const struct sp_backend_conf *conf; /* borrowed */
+    const struct sp_uconn_ops *ops;     /* borrowed; the backend's protocol */
     size_t index;
-    struct bconn *conns; /* owned list */
+    struct sp_pool_conn *conns; /* owned list */
     size_t nconns;
     size_t connecting;                    /* conns not yet ready */
     struct sp_pool_waiter *qhead, *qtail; /* waiters for this backend */
@@ -42,20 +40,20 @@ struct backend {
 };
 
 struct sp_pool {
-    struct ev_loop *loop;                /* borrowed */
-    struct sp_defer *defer;              /* borrowed */
-    const struct sp_upstream_conf *conf; /* borrowed */
-    const struct sp_tls_client *tls;     /* borrowed */
-    struct sp_quic_conn_params params;
-    struct sp_h3_limits limits;
-    struct sp_pool_limits rules; /* the conf's caps, in the rules' terms */
-    struct backend *backends;    /* owned array */
+    struct ev_loop *loop;                    /* borrowed */
+    struct sp_defer *defer;                  /* borrowed */
+    const struct sp_upstream_conf *conf;     /* borrowed */
+    const struct sp_timeouts_conf *timeouts; /* borrowed */
+    const struct sp_limits_conf *limits;     /* borrowed */
+    const struct sp_tls_client *tls;         /* borrowed */
+    struct sp_pool_limits rules;             /* the conf's caps, in the rules' terms */
+    struct backend *backends;                /* owned array */
     size_t nbackends;
     size_t queued; /* waiters across backends */
     bool shutting_down;
 };
 
-static const struct sp_h3_client_ops client_ops;
+static const struct sp_uconn_events conn_events;
 
 /* ---- waiter queue ------------------------------------------------------------------------ */
 
@@ -91,97 +89,55 @@ static void queue_remove(struct backend *be, struct sp_pool_waiter *w)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-/* True when bc can take one more request now. */
-static bool has_capacity(struct bconn *bc)
+static size_t conn_active(const struct sp_pool_conn *c)
 {
-    struct sp_pool_conn_view v = {
-        .ready = bc->ready,
-        .draining = bc->goaway || bc->closing,
-        .active = sp_h3_conn_active_streams(bc->h3),
-        .peer_streams_left = bc->ready ? sp_h3_conn_streams_left(bc->h3) : 0,
-    };
-
-    return sp_pool_conn_has_capacity(&v, &bc->be->pool->rules);
+    return c->be->ops->active(c->impl);
 }
 
-static void idle_update(struct bconn *bc)
+/* True when c can take one more request now. */
+static bool has_capacity(const struct sp_pool_conn *c)
 {
-    const struct sp_pool *p = bc->be->pool;
+    struct sp_pool_conn_view v = {
+        .ready = c->ready,
+        .draining = c->goaway || c->closing,
+        .active = conn_active(c),
+        .peer_streams_left = c->ready ? c->be->ops->streams_left(c->impl) : 0,
+    };
 
-    if (bc->ready && sp_h3_conn_active_streams(bc->h3) == 0) {
+    return sp_pool_conn_has_capacity(&v, &c->be->pool->rules);
+}
+
+static void idle_update(struct sp_pool_conn *c)
+{
+    const struct sp_pool *p = c->be->pool;
+
+    if (c->ready && !c->closing && conn_active(c) == 0) {
         /* A connection the backend is leaving (GOAWAY) closes as soon as it is idle; from the
          * timer, never from inside the conn's own callbacks. */
-        bc->idle.repeat = bc->goaway ? 1e-6 : (double)p->conf->pool.idle_timeout_ms / 1e3;
-        ev_timer_again(p->loop, &bc->idle);
+        c->idle.repeat = c->goaway ? 1e-6 : (double)p->conf->pool.idle_timeout_ms / 1e3;
+        ev_timer_again(p->loop, &c->idle);
     } else {
-        ev_timer_stop(p->loop, &bc->idle);
+        ev_timer_stop(p->loop, &c->idle);
     }
 }
 
-static void bconn_close(struct bconn *bc, const char *reason)
+static void conn_close(struct sp_pool_conn *c, const char *reason)
 {
-    if (bc->closing)
+    if (c->closing)
         return;
-    bc->closing = true;
-    bc->close_reason = reason;
-    sp_h3_conn_close(bc->h3, reason);
+    c->closing = true;
+    c->close_reason = reason;
+    c->be->ops->close(c->impl, reason);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct bconn *bc = SP_CONTAINER_OF(w, struct bconn, idle);
+    struct sp_pool_conn *c = SP_CONTAINER_OF(w, struct sp_pool_conn, idle);
 
-    (void)loop;
     (void)revents;
     ev_timer_stop(loop, w);
-    if (sp_h3_conn_active_streams(bc->h3) == 0)
-        bconn_close(bc, bc->goaway ? "goaway" : "idle");
-}
-
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct bconn *bc = SP_CONTAINER_OF(w, struct bconn, io);
-    struct sp_quic_conn *qc = sp_h3_conn_quic(bc->h3);
-    static _Thread_local uint8_t buf[65536];
-
-    (void)loop;
-    (void)revents;
-    for (int i = 0; i < 64; i++) {
-        ssize_t n = recv(bc->ep.fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-        if (n == -1) {
-            /* ECONNREFUSED (ICMP port unreachable) means nobody listens: fail fast. */
-            if (errno == ECONNREFUSED && !bc->ready) {
-                bconn_close(bc, "connect");
-                return;
-            }
-            break; /* drained: now send the ACKs and whatever the packets unblocked */
-        }
-        if (sp_quic_conn_read(qc, (struct sockaddr *)&qc->remote, qc->remote_len, buf, (size_t)n,
-                              0) != 0)
-            return;
-    }
-    sp_quic_conn_write(qc);
-}
-
-static int open_socket(struct bconn *bc)
-{
-    const struct sp_backend_conf *bcf = bc->be->conf;
-    int fd = socket(bcf->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    if (fd == -1)
-        return -errno;
-    if (connect(fd, (const struct sockaddr *)&bcf->addr, bcf->addrlen) == -1) {
-        int rv = -errno;
-
-        (void)close(fd);
-        return rv;
-    }
-    bc->ep.fd = fd;
-    bc->ep.connected = true;
-    bc->ep.local_len = sizeof(bc->ep.local);
-    (void)getsockname(fd, (struct sockaddr *)&bc->ep.local, &bc->ep.local_len);
-    return 0;
+    if (conn_active(c) == 0)
+        conn_close(c, c->goaway ? "goaway" : "idle");
 }
 
 /* Passive health: a backend whose connects fail is skipped for a growing backoff. */
@@ -191,46 +147,40 @@ static void backend_failed(struct backend *be, sp_time_t now)
     be->down_until = now + sp_pool_down_backoff(be->failures);
 }
 
-static int bconn_open(struct backend *be)
+static int conn_open(struct backend *be)
 {
     struct sp_pool *p = be->pool;
-    struct bconn *bc = sp_xcalloc(1, sizeof(*bc));
-    gnutls_session_t tls;
+    struct sp_pool_conn *c = sp_xcalloc(1, sizeof(*c));
+    struct sp_uconn_params params = {
+        .loop = p->loop,
+        .defer = p->defer,
+        .backend = be->conf,
+        .tls = p->tls,
+        .verify_name = be->verify_name,
+        .timeouts = p->timeouts,
+        .limits = p->limits,
+        .events = &conn_events,
+        .ctx = c,
+    };
     int rv;
 
-    bc->be = be;
-    rv = open_socket(bc);
-    if (rv != 0)
-        goto out_free;
-    rv = sp_tls_client_session_new(p->tls, be->verify_name, NULL, &tls);
-    if (rv != 0)
-        goto out_close;
-    rv = sp_h3_conn_new_client(p->loop, &bc->ep, (struct sockaddr *)&be->conf->addr,
-                               be->conf->addrlen, &p->params, &p->limits, tls, &client_ops, bc,
-                               &bc->h3);
-    if (rv != 0)
-        goto out_close;
-    sp_h3_conn_quic(bc->h3)->defer = p->defer;
-    ev_io_init(&bc->io, on_readable, bc->ep.fd, EV_READ);
-    ev_io_start(p->loop, &bc->io);
-    ev_init(&bc->idle, on_idle);
-    bc->next = be->conns;
+    c->be = be;
+    ev_init(&c->idle, on_idle);
+    rv = be->ops->open(&params, &c->impl);
+    if (rv != 0) {
+        free(c);
+        SP_LOG_WARN("upstream", "event=connect_failed backend=%s err=\"%s\"", be->conf->id,
+                    strerror(-rv));
+        return rv;
+    }
+    c->next = be->conns;
     if (be->conns != NULL)
-        be->conns->prev = bc;
-    be->conns = bc;
+        be->conns->prev = c;
+    be->conns = c;
     be->nconns++;
     be->connecting++;
-    SP_LOG_DEBUG("upstream", "event=connecting backend=%s", be->conf->id);
-    sp_quic_conn_write(sp_h3_conn_quic(bc->h3));
+    SP_LOG_DEBUG("upstream", "event=connecting backend=%s proto=%s", be->conf->id, be->ops->name);
     return 0;
-
-out_close:
-    (void)close(bc->ep.fd);
-out_free:
-    free(bc);
-    SP_LOG_WARN("upstream", "event=connect_failed backend=%s err=\"%s\"", be->conf->id,
-                strerror(-rv));
-    return rv;
 }
 
 /* Hands free streams of ready connections to queued waiters, opening connections as needed. */
@@ -239,22 +189,22 @@ static void backend_dispatch(struct backend *be)
     struct sp_pool *p = be->pool;
 
     while (be->qhead != NULL) {
-        struct bconn *bc = be->conns;
+        struct sp_pool_conn *c = be->conns;
         struct sp_pool_waiter *w;
 
-        while (bc != NULL && !has_capacity(bc))
-            bc = bc->next;
-        if (bc == NULL)
+        while (c != NULL && !has_capacity(c))
+            c = c->next;
+        if (c == NULL)
             break;
         w = be->qhead;
         queue_remove(be, w);
-        w->on_ready(w, bc->h3);
-        idle_update(bc);
+        w->on_ready(w, c);
+        idle_update(c);
     }
     /* Open connections while waiters exceed what the handshakes under way will carry. */
     while (!p->shutting_down &&
            sp_pool_should_open(&p->rules, be->nconns, be->connecting, be->qlen))
-        if (bconn_open(be) != 0)
+        if (conn_open(be) != 0)
             break;
 }
 
@@ -268,109 +218,105 @@ static void fail_waiters(struct backend *be, const char *cause)
     }
 }
 
-static struct bconn *bconn_of(void *ctx)
+static void ev_on_ready(void *ctx)
 {
-    return ctx;
-}
+    struct sp_pool_conn *c = ctx;
+    struct backend *be = c->be;
 
-static void on_ready(struct sp_h3_conn *c, void *ctx)
-{
-    struct bconn *bc = bconn_of(ctx);
-    struct backend *be = bc->be;
-    struct sp_quic_conn *qc = sp_h3_conn_quic(c);
-
-    bc->ready = true;
+    c->ready = true;
     be->connecting--;
     be->handshakes++;
     be->failures = 0;
     be->down_until = 0;
-    SP_LOG_INFO("upstream", "event=connected backend=%s handshake_ms=%.1f", be->conf->id,
-                (double)qc->handshake_ns / (double)SP_MS);
+    SP_LOG_INFO("upstream", "event=connected backend=%s proto=%s handshake_ms=%.1f", be->conf->id,
+                be->ops->name, (double)be->ops->handshake_ns(c->impl) / (double)SP_MS);
     backend_dispatch(be);
-    idle_update(bc);
+    idle_update(c);
 }
 
-static void on_streams_available(struct sp_h3_conn *c, void *ctx)
+static void ev_on_streams_available(void *ctx)
 {
-    struct bconn *bc = bconn_of(ctx);
+    struct sp_pool_conn *c = ctx;
 
-    (void)c;
-    if (bc->ready) {
-        backend_dispatch(bc->be);
-        idle_update(bc);
+    if (c->ready) {
+        backend_dispatch(c->be);
+        idle_update(c);
     }
 }
 
-static void on_goaway(struct sp_h3_conn *c, void *ctx)
+static void ev_on_goaway(void *ctx)
 {
-    struct bconn *bc = bconn_of(ctx);
+    struct sp_pool_conn *c = ctx;
 
-    (void)c;
     /* RFC 9114 §5.2: finish what is in flight here, send everything new elsewhere. */
-    bc->goaway = true;
-    bc->close_reason = "goaway";
-    SP_LOG_INFO("upstream", "event=goaway backend=%s", bc->be->conf->id);
-    backend_dispatch(bc->be);
-    idle_update(bc);
+    c->goaway = true;
+    SP_LOG_INFO("upstream", "event=goaway backend=%s", c->be->conf->id);
+    backend_dispatch(c->be);
+    idle_update(c);
 }
 
-static void free_bconn(void *arg)
+static void free_conn(void *arg)
 {
-    struct bconn *bc = arg;
+    struct sp_pool_conn *c = arg;
 
-    sp_h3_conn_free(bc->h3);
-    (void)close(bc->ep.fd);
-    free(bc);
+    c->be->ops->free(c->impl);
+    free(c);
 }
 
 /* Classifies why a connection never became ready: no answer at all ("connect") or a QUIC/TLS
  * handshake that started and failed ("handshake"). */
 static const char *connect_cause(const char *why)
 {
-    if (strcmp(why, "handshake_timeout") == 0 || strcmp(why, "tls_error") == 0)
+    if (strcmp(why, "handshake_timeout") == 0 || strcmp(why, "tls_error") == 0 ||
+        strcmp(why, "handshake") == 0)
         return "handshake";
     return "connect";
 }
 
-static void on_conn_closed(struct sp_h3_conn *c, void *ctx, const char *reason)
+static void unlink_conn(struct sp_pool_conn *c)
 {
-    struct bconn *bc = bconn_of(ctx);
-    struct backend *be = bc->be;
-    struct sp_pool *p = be->pool;
-    const char *why = bc->close_reason != NULL ? bc->close_reason : reason;
+    struct backend *be = c->be;
 
-    (void)c;
-    ev_io_stop(p->loop, &bc->io);
-    ev_timer_stop(p->loop, &bc->idle);
-    if (bc->prev != NULL)
-        bc->prev->next = bc->next;
+    ev_timer_stop(be->pool->loop, &c->idle);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
     else
-        be->conns = bc->next;
-    if (bc->next != NULL)
-        bc->next->prev = bc->prev;
+        be->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
     be->nconns--;
-    if (!bc->ready) {
+}
+
+static void ev_on_closed(void *ctx, const char *reason)
+{
+    struct sp_pool_conn *c = ctx;
+    struct backend *be = c->be;
+    struct sp_pool *p = be->pool;
+    const char *why = c->close_reason != NULL ? c->close_reason : reason;
+
+    unlink_conn(c);
+    if (!c->ready) {
         be->connecting--;
         if (!p->shutting_down) {
             backend_failed(be, sp_time_now());
             SP_LOG_WARN("upstream", "event=connect_failed backend=%s reason=%s action=mark_down",
-                        be->conf->id, why);
+                        be->conf->id, reason);
         }
     }
     SP_LOG_INFO("upstream", "event=closed backend=%s reason=%s", be->conf->id,
-                bc->ready ? why : "connect");
-    sp_defer_add(p->defer, free_bconn, bc);
-    if (!bc->ready && be->connecting == 0)
-        fail_waiters(be, connect_cause(why));
+                c->ready ? why : "connect");
+    sp_defer_add(p->defer, free_conn, c);
+    if (!c->ready && be->connecting == 0)
+        fail_waiters(be, connect_cause(reason));
     else
         backend_dispatch(be);
 }
 
-static const struct sp_h3_client_ops client_ops = {
-    .on_ready = on_ready,
-    .on_streams_available = on_streams_available,
-    .on_goaway = on_goaway,
-    .on_conn_closed = on_conn_closed,
+static const struct sp_uconn_events conn_events = {
+    .on_ready = ev_on_ready,
+    .on_streams_available = ev_on_streams_available,
+    .on_goaway = ev_on_goaway,
+    .on_closed = ev_on_closed,
 };
 
 /* ---- public API ------------------------------------------------------------------------- */
@@ -402,24 +348,27 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
     p->loop = loop;
     p->defer = defer;
     p->conf = conf;
+    p->timeouts = timeouts;
+    p->limits = limits;
     p->tls = tls;
-    p->params.stream_window_bytes = limits->stream_window_bytes;
-    p->params.connection_window_bytes = limits->connection_window_bytes;
-    p->params.max_streams_bidi = 0; /* backends do not open request streams to us */
-    p->params.idle_timeout_ns = timeouts->backend_idle_ms * SP_MS;
-    p->params.handshake_timeout_ns = timeouts->connect_ms * SP_MS;
-    p->limits.max_header_bytes = limits->max_header_bytes;
-    p->limits.max_headers = limits->max_headers;
     p->rules.max_connections = conf->pool.max_connections_per_backend;
     p->rules.max_streams = conf->pool.max_streams_per_connection;
     p->rules.max_queue = conf->pool.max_queue;
     p->nbackends = conf->backends_count;
     p->backends = sp_xcalloc(p->nbackends, sizeof(*p->backends));
     for (size_t i = 0; i < p->nbackends; i++) {
-        p->backends[i].pool = p;
-        p->backends[i].conf = &conf->backends[i];
-        p->backends[i].index = i;
-        set_verify_name(&p->backends[i], conf->tls.server_name);
+        struct backend *be = &p->backends[i];
+
+        be->pool = p;
+        be->conf = &conf->backends[i];
+        be->ops = sp_uconn_ops_for(be->conf->protocol);
+        be->index = i;
+        set_verify_name(be, conf->tls.server_name);
+        if (be->ops == NULL) {
+            free(p->backends);
+            free(p);
+            return -EINVAL;
+        }
     }
     *ret = p;
     return 0;
@@ -432,9 +381,9 @@ void sp_pool_shutdown(struct sp_pool *p)
         struct backend *be = &p->backends[i];
 
         fail_waiters(be, "shutdown");
-        for (struct bconn *bc = be->conns; bc != NULL; bc = bc->next) {
-            if (bc->ready && sp_h3_conn_active_streams(bc->h3) == 0)
-                bconn_close(bc, "shutdown");
+        for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
+            if (c->ready && conn_active(c) == 0)
+                conn_close(c, "shutdown");
         }
     }
 }
@@ -448,12 +397,12 @@ void sp_pool_free(struct sp_pool *p)
         struct backend *be = &p->backends[i];
 
         fail_waiters(be, "shutdown");
-        /* Each close unlinks the conn (on_conn_closed) and defers its free. */
+        /* Each close unlinks the conn (ev_on_closed) and defers its free. */
         while (be->conns != NULL) {
-            struct bconn *bc = be->conns;
+            struct sp_pool_conn *c = be->conns;
 
-            bc->closing = false;
-            bconn_close(bc, "shutdown");
+            c->closing = false;
+            conn_close(c, "shutdown");
         }
     }
     sp_defer_run(p->defer);
@@ -462,14 +411,14 @@ void sp_pool_free(struct sp_pool *p)
 }
 
 int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
-                    struct sp_h3_conn **ret_conn)
+                    struct sp_pool_conn **ret_conn)
 {
     struct backend *be = &p->backends[backend];
 
-    for (struct bconn *bc = be->conns; bc != NULL; bc = bc->next) {
-        if (has_capacity(bc)) {
-            ev_timer_stop(p->loop, &bc->idle);
-            *ret_conn = bc->h3;
+    for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
+        if (has_capacity(c)) {
+            ev_timer_stop(p->loop, &c->idle);
+            *ret_conn = c;
             return 0;
         }
     }
@@ -481,6 +430,12 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
     backend_dispatch(be);
     /* Nothing had capacity above, so on_ready cannot have run synchronously. */
     return -EINPROGRESS;
+}
+
+int sp_pool_submit(struct sp_pool_conn *c, const struct sp_field *fields, size_t n, bool has_body,
+                   struct sp_ustream *s)
+{
+    return c->be->ops->submit(c->impl, fields, n, has_body, s);
 }
 
 void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w)
@@ -496,10 +451,8 @@ void sp_pool_request_started(struct sp_pool *p, size_t backend)
 
 void sp_pool_request_finished(struct sp_pool *p, size_t backend)
 {
-    struct backend *be = &p->backends[backend];
-
     /* Idle timers restart from on_streams_available once the stream is really gone. */
-    be->inflight--;
+    p->backends[backend].inflight--;
 }
 
 bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now)

@@ -1,4 +1,4 @@
-/* pool.h: a worker's pooled, multiplexed HTTP/3 connections to the backends of one upstream.
+/* pool.h: a worker's pooled, multiplexed connections to the backends of one upstream.
  *
  * Connections are opened on demand, reused for many concurrent requests up to the smaller of
  * the configured per-connection stream cap and the backend's MAX_STREAMS, and reaped after an
@@ -18,10 +18,11 @@
 #include "config/config.h"
 #include "core/defer.h"
 #include "core/time.h"
-#include "http/h3.h"
 #include "tls/tls.h"
+#include "upstream/upstream.h"
 
 struct sp_pool;
+struct sp_pool_conn; /* one pooled backend connection, any protocol */
 
 /* A request waiting for a stream. Embedded in the caller's request object. */
 struct sp_pool_waiter {
@@ -29,7 +30,7 @@ struct sp_pool_waiter {
     size_t backend;                     /* which backend it waits for; internal */
     bool queued;                        /* internal */
     /* A connection with a free stream: submit on it now (synchronously). */
-    void (*on_ready)(struct sp_pool_waiter *w, struct sp_h3_conn *c);
+    void (*on_ready)(struct sp_pool_waiter *w, struct sp_pool_conn *c);
     /* No stream will come: cause is "connect", "handshake", "goaway" or "shutdown". */
     void (*on_fail)(struct sp_pool_waiter *w, const char *cause);
 };
@@ -55,7 +56,12 @@ void sp_pool_free(struct sp_pool *p);
  * free stream now (submit on it before returning to the loop); -EINPROGRESS when the waiter is
  * queued (on_ready or on_fail follows); -EBUSY when the queue is full. */
 int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
-                    struct sp_h3_conn **ret_conn);
+                    struct sp_pool_conn **ret_conn);
+
+/* Sends a request on a connection that acquire or on_ready handed out (fields exactly as given,
+ * see sp_uconn_ops.submit); fills s->ops/impl. Returns 0, -EAGAIN or -EPROTO. */
+int sp_pool_submit(struct sp_pool_conn *c, const struct sp_field *fields, size_t n, bool has_body,
+                   struct sp_ustream *s);
 
 /* Removes a queued waiter (its request went away). No-op if not queued. */
 void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w);

@@ -35,8 +35,8 @@ struct opts {
     unsigned long count;          /* requests in total, >= 1 */
     unsigned long parallel;       /* requests at once, >= 1 */
     double timeout_s;             /* bounds the whole run */
-    struct sp_h3_fields fields;   /* request fields, in order; items owned, bytes in argv */
-    struct sp_h3_fields trailers; /* request trailers, likewise */
+    struct sp_fields fields;   /* request fields, in order; items owned, bytes in argv */
+    struct sp_fields trailers; /* request trailers, likewise */
 };
 
 struct req {
@@ -92,12 +92,12 @@ static void json_str(const uint8_t *s, size_t len)
 }
 
 /* Writes the members of a [[name, value], ...] array; the status has its own key. */
-static void fields_json(const struct sp_h3_fields *f)
+static void fields_json(const struct sp_fields *f)
 {
     const char *sep = "";
 
     for (size_t i = 0; f != NULL && i < f->count; i++) {
-        const struct sp_h3_field *x = &f->items[i];
+        const struct sp_field *x = &f->items[i];
 
         if (x->name_len == 7 && memcmp(x->name, ":status", 7) == 0)
             continue;
@@ -463,14 +463,14 @@ static const char usage[] =
 
 /* Splits "name: value" at the first ": " past the first byte (pseudo-field names start with
  * ':'), the way clients.py joins them. The value may be empty, or hold anything else. */
-static int add_field(struct sp_h3_fields *v, const char *arg)
+static int add_field(struct sp_fields *v, const char *arg)
 {
     const char *sep = arg[0] != '\0' ? strstr(arg + 1, ": ") : NULL;
 
     if (sep == NULL)
         return -EINVAL;
     v->items = sp_xrealloc(v->items, (v->count + 1) * sizeof(*v->items));
-    v->items[v->count++] = (struct sp_h3_field){(const uint8_t *)arg, (size_t)(sep - arg),
+    v->items[v->count++] = (struct sp_field){(const uint8_t *)arg, (size_t)(sep - arg),
                                                 (const uint8_t *)sep + 2, strlen(sep + 2)};
     return 0;
 }

@@ -54,16 +54,16 @@ struct treq {
 
 static struct testd *g_td;
 
-static struct sp_h3_field fstr(const char *n, const char *v)
+static struct sp_field fstr(const char *n, const char *v)
 {
-    struct sp_h3_field f = {(const uint8_t *)n, strlen(n), (const uint8_t *)v, strlen(v)};
+    struct sp_field f = {(const uint8_t *)n, strlen(n), (const uint8_t *)v, strlen(v)};
     return f;
 }
 
 static void respond_len(struct treq *r, unsigned status, const char *ctype, bool body,
                         const char *content_length)
 {
-    struct sp_h3_field f[3] = {fstr("x-backend-id", r->td->id), fstr("content-type", ctype)};
+    struct sp_field f[3] = {fstr("x-backend-id", r->td->id), fstr("content-type", ctype)};
     size_t n = 2;
 
     if (content_length != NULL)
@@ -129,7 +129,7 @@ static void send_text(struct treq *r, unsigned status, const char *ctype, const 
 
 static void send_headers_json(struct treq *r)
 {
-    const struct sp_h3_fields *f = sp_h3_stream_headers(r->s);
+    const struct sp_fields *f = sp_h3_stream_headers(r->s);
     size_t cap = 1024 + f->bytes * 2, off = 0;
     char *out = sp_xmalloc(cap);
 
@@ -152,9 +152,9 @@ static void send_headers_json(struct treq *r)
 /* Any other path: a friendly greeting naming the backend (what the demo shows). */
 static void send_hello(struct treq *r)
 {
-    const struct sp_h3_fields *f = sp_h3_stream_headers(r->s);
-    const struct sp_h3_field *m = sp_h3_fields_find(f, ":method");
-    const struct sp_h3_field *p = sp_h3_fields_find(f, ":path");
+    const struct sp_fields *f = sp_h3_stream_headers(r->s);
+    const struct sp_field *m = sp_fields_find(f, ":method");
+    const struct sp_field *p = sp_fields_find(f, ":path");
     char buf[512];
 
     snprintf(
@@ -173,8 +173,8 @@ static void finish_request(struct treq *r)
         sp_h3_stream_end(r->s, NULL, 0);
         break;
     case K_TRAILERS: {
-        const struct sp_h3_fields *t = sp_h3_stream_trailers(r->s);
-        struct sp_h3_field *out = sp_xcalloc(t->count + 1, sizeof(*out));
+        const struct sp_fields *t = sp_h3_stream_trailers(r->s);
+        struct sp_field *out = sp_xcalloc(t->count + 1, sizeof(*out));
         char **names = sp_xcalloc(t->count + 1, sizeof(*names));
 
         out[0] = fstr("x-trailer", "yes");
@@ -321,7 +321,7 @@ static bool path_arg(const char *path, size_t len, const char *prefix, uint64_t 
     return true;
 }
 
-static enum kind classify(const struct sp_h3_field *p, uint64_t *arg)
+static enum kind classify(const struct sp_field *p, uint64_t *arg)
 {
     const char *path = p != NULL ? (const char *)p->value : "";
     size_t len = p != NULL ? p->value_len : 0;
@@ -363,7 +363,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->td = td;
     r->s = s;
     td->requests++;
-    r->kind = classify(sp_h3_fields_find(sp_h3_stream_headers(s), ":path"), &r->arg);
+    r->kind = classify(sp_fields_find(sp_h3_stream_headers(s), ":path"), &r->arg);
     sp_h3_stream_set_user(s, &treq_ops, r);
     switch (r->kind) {
     case K_SIZE: {
