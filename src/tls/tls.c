@@ -199,3 +199,44 @@ out_deinit:
     gnutls_deinit(session);
     return rv;
 }
+
+int sp_tls_client_set_cert(struct sp_tls_client *c, const char *cert_file, const char *key_file,
+                           char *errbuf, size_t errcap)
+{
+    int rv =
+        gnutls_certificate_set_x509_key_file(c->cred, cert_file, key_file, GNUTLS_X509_FMT_PEM);
+
+    if (rv != 0) {
+        snprintf(errbuf, errcap, "%s", gnutls_strerror(rv));
+        return gnutls_to_errno(rv);
+    }
+    return 0;
+}
+
+/* TCP backends may still speak TLS 1.2; AES-GCM first for the same reason as on QUIC. */
+static const char tcp_priority[] = "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:"
+                                   "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305";
+
+int sp_tls_client_session_new_tcp(const struct sp_tls_client *c, const char *server_name,
+                                  const char *alpn, gnutls_session_t *ret_session)
+{
+    gnutls_datum_t proto = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    gnutls_session_t session;
+    int rv;
+
+    rv = gnutls_init(&session, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+    if (rv != 0)
+        return gnutls_to_errno(rv);
+    if (gnutls_priority_set_direct(session, tcp_priority, NULL) != 0 ||
+        gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c->cred) != 0) {
+        gnutls_deinit(session);
+        return -EINVAL;
+    }
+    (void)gnutls_alpn_set_protocols(session, &proto, 1, 0);
+    if (server_name != NULL && !is_ip_literal(server_name))
+        (void)gnutls_server_name_set(session, GNUTLS_NAME_DNS, server_name, strlen(server_name));
+    if (c->verify)
+        gnutls_session_set_verify_cert(session, server_name, 0);
+    *ret_session = session;
+    return 0;
+}

@@ -33,6 +33,17 @@ int sp_tls_client_new(const char *ca_file, bool verify, struct sp_tls_client **r
                       size_t errcap);
 void sp_tls_client_free(struct sp_tls_client *c); /* NULL is fine */
 
+/* Adds a client certificate chain + key (PEM) to c, for mutual TLS towards backends. Returns 0
+ * or negative errno; errbuf gets the GnuTLS reason. Main thread, before c is shared. */
+int sp_tls_client_set_cert(struct sp_tls_client *c, const char *cert_file, const char *key_file,
+                           char *errbuf, size_t errcap);
+
+/* Creates a client session for TLS over TCP (HTTP/2, HTTP/1.1): TLS 1.2 or 1.3, the given ALPN
+ * protocol offered, SNI server_name (skipped for IP literals), verification as configured.
+ * Non-blocking; the caller sets the transport. Returns 0 or -ENOMEM/-EINVAL. Worker thread. */
+int sp_tls_client_session_new_tcp(const struct sp_tls_client *c, const char *server_name,
+                                  const char *alpn, gnutls_session_t *ret_session);
+
 /* Creates a client session with ALPN "h3", SNI server_name (skipped when NULL or an IP literal)
  * and, when verifying, certificate verification against server_name. Worker thread. */
 int sp_tls_client_session_new(const struct sp_tls_client *c, const char *server_name,
