@@ -199,7 +199,7 @@ out_free_router:
 
 static bool host_matches(const struct route *rt, const char *host, size_t len)
 {
-    const char *tail;
+    const char *tail = host; /* every case below sets it or returns */
 
     switch (rt->host_kind) {
     case ROUTE_HOST_EXACT:
