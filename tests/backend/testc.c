@@ -433,7 +433,7 @@ static int client_connect(struct client *cl)
     const struct sp_h3_limits lim = {.max_header_bytes = 1024 * 1024, .max_headers = 10000};
     char errbuf[512]; /* GnuTLS reasons are one short line */
     struct sockaddr_storage addr;
-    socklen_t addr_len;
+    socklen_t addr_len = 0;
     gnutls_session_t sess;
     int rv;
 
