@@ -1,5 +1,5 @@
 """Where the binaries under test live: <repo>/build/<name>, unless an environment variable
-names another path (SPOOKY_BIN, SPOOKY_TESTD, SPOOKY_TESTC)."""
+names another path (SPOOKY_BIN, SPOOKY_TESTD, SPOOKY_TESTC, SPOOKY_BENCH)."""
 
 import os
 import pathlib
@@ -8,7 +8,8 @@ import shutil
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BUILD = REPO / "build"
 
-_ENV = {"spooky": "SPOOKY_BIN", "spooky-testd": "SPOOKY_TESTD", "spooky-testc": "SPOOKY_TESTC"}
+_ENV = {"spooky": "SPOOKY_BIN", "spooky-testd": "SPOOKY_TESTD", "spooky-testc": "SPOOKY_TESTC",
+        "spooky-bench": "SPOOKY_BENCH"}
 
 
 def path_of(name):
