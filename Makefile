@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 10
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: all setup build build-asan unit integration fuzz test demo format check-format clean
+.PHONY: all setup build build-asan unit integration fuzz test demo bench format check-format clean
 
 all: build
 
@@ -28,7 +28,7 @@ unit: build-asan
 
 integration: build-asan
 	SPOOKY_BIN=$(CURDIR)/$(BUILD_ASAN)/spooky SPOOKY_TESTD=$(CURDIR)/$(BUILD_ASAN)/spooky-testd \
-	SPOOKY_TESTC=$(CURDIR)/$(BUILD_ASAN)/spooky-testc \
+	SPOOKY_TESTC=$(CURDIR)/$(BUILD_ASAN)/spooky-testc SPOOKY_BENCH=$(CURDIR)/$(BUILD_ASAN)/spooky-bench \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	$(PYTEST) -q tests/integration
 
@@ -48,11 +48,17 @@ fuzz:
 check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
+# The optimised build runs too: gcc -O2 finds warnings (maybe-uninitialized) that -O0 does not.
 test: setup
 	$(MAKE) check-format
+	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) fuzz
+
+# Side-by-side benchmark (prints a table, writes bench/RESULTS.md); never fails on speed.
+bench: setup build
+	/usr/bin/python3 bench/run.py --bin-dir $(BUILD)
 
 demo: setup build
 	bash scripts/demo.sh $(BUILD)
