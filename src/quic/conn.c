@@ -384,6 +384,31 @@ static void conn_fail(struct sp_quic_conn *qc, const char *reason)
     conn_closed(qc, reason);
 }
 
+/* The packet of n bytes just written at txbuf + *off joins the batch. UDP GSO sends one buffer
+ * as equal-sized datagrams of *seg bytes, of which only the last may be shorter, so a shorter
+ * packet closes the batch and a longer one starts a new batch. */
+static void batch_add(struct sp_quic_conn *qc, size_t *off, size_t *seg, size_t n)
+{
+    if (!qc->ep->gso) {
+        send_packets(qc, txbuf + *off, n, n);
+        return;
+    }
+    if (*off > 0 && n > *seg) {
+        send_packets(qc, txbuf, *off, *seg);
+        memmove(txbuf, txbuf + *off, n);
+        *off = 0;
+        *seg = 0;
+    }
+    if (*seg == 0)
+        *seg = n;
+    *off += n;
+    if (n < *seg) {
+        send_packets(qc, txbuf, *off, *seg);
+        *off = 0;
+        *seg = 0;
+    }
+}
+
 static int write_loop(struct sp_quic_conn *qc)
 {
     size_t max_pkt = ngtcp2_conn_get_max_tx_udp_payload_size(qc->conn);
@@ -436,22 +461,19 @@ static int write_loop(struct sp_quic_conn *qc)
             return -EPROTO;
         if (n == 0)
             break;
-        /* GSO needs equal-sized segments; only the last one may be shorter. */
-        if (seg == 0)
-            seg = (size_t)n;
-        off += (size_t)n;
         pkts++;
-        if (!qc->ep->gso) {
-            send_packets(qc, txbuf, off, seg);
-            off = 0;
-            seg = 0;
-        }
-        if (pkts == max_pkts || (size_t)n < seg)
+        batch_add(qc, &off, &seg, (size_t)n);
+        if (pkts == max_pkts)
             break; /* send quantum used: the timer brings us back (pacing) */
     }
     if (off > 0)
         send_packets(qc, txbuf, off, seg);
-    ngtcp2_conn_update_pkt_tx_time(qc->conn, now);
+    /* Pace only once the handshake has produced RTT samples: before that ngtcp2 paces with the
+     * RFC 9002 initial RTT of 333 ms, which holds the server's second handshake datagram back
+     * ~25 ms and adds that to every new connection's first request. The handshake flight is
+     * bounded by anti-amplification and the initial window anyway. */
+    if (ngtcp2_conn_get_handshake_completed(qc->conn))
+        ngtcp2_conn_update_pkt_tx_time(qc->conn, now);
     return 0;
 }
 
