@@ -14,6 +14,36 @@ struct sp_bodybuf_chunk {
     uint8_t data[CHUNK_BYTES];
 };
 
+/* Freed chunks are kept per thread for reuse: a proxied response needs at least one chunk on
+ * each side, and 16 KiB mallocs are the slow path of glibc's allocator. Bounded, so a burst
+ * does not pin memory forever. */
+#define FREELIST_MAX 64
+
+static _Thread_local struct sp_bodybuf_chunk *freelist;
+static _Thread_local size_t freelist_len;
+
+static struct sp_bodybuf_chunk *chunk_get(void)
+{
+    struct sp_bodybuf_chunk *c = freelist;
+
+    if (c == NULL)
+        return sp_xmalloc(sizeof(*c));
+    freelist = c->next;
+    freelist_len--;
+    return c;
+}
+
+static void chunk_put(struct sp_bodybuf_chunk *c)
+{
+    if (freelist_len >= FREELIST_MAX) {
+        free(c);
+        return;
+    }
+    c->next = freelist;
+    freelist = c;
+    freelist_len++;
+}
+
 void sp_bodybuf_init(struct sp_bodybuf *b)
 {
     memset(b, 0, sizeof(*b));
@@ -26,7 +56,7 @@ void sp_bodybuf_fini(struct sp_bodybuf *b)
     while (c != NULL) {
         struct sp_bodybuf_chunk *next = c->next;
 
-        free(c);
+        chunk_put(c);
         c = next;
     }
     memset(b, 0, sizeof(*b));
@@ -39,7 +69,7 @@ void sp_bodybuf_append(struct sp_bodybuf *b, const uint8_t *data, size_t n)
         size_t room, take;
 
         if (c == NULL || c->len == CHUNK_BYTES) {
-            c = sp_xmalloc(sizeof(*c));
+            c = chunk_get();
             c->next = NULL;
             c->len = 0;
             if (b->tail != NULL)
@@ -120,7 +150,18 @@ void sp_bodybuf_ack(struct sp_bodybuf *b, uint64_t n)
             }
             if (b->tail == c)
                 b->tail = NULL;
-            free(c);
+            chunk_put(c);
         }
     }
+}
+
+void sp_bodybuf_thread_cleanup(void)
+{
+    while (freelist != NULL) {
+        struct sp_bodybuf_chunk *c = freelist;
+
+        freelist = c->next;
+        free(c);
+    }
+    freelist_len = 0;
 }

@@ -38,6 +38,10 @@ void sp_bodybuf_init(struct sp_bodybuf *b);
 /* Frees every chunk. A zeroed buffer is fine. */
 void sp_bodybuf_fini(struct sp_bodybuf *b);
 
+/* Frees the calling thread's cache of spare chunks. Call when a thread that used bodybufs
+ * ends (the cache is per thread and otherwise lives until process exit). */
+void sp_bodybuf_thread_cleanup(void);
+
 /* Copies n bytes to the end. */
 void sp_bodybuf_append(struct sp_bodybuf *b, const uint8_t *data, size_t n);
 

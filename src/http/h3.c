@@ -2,8 +2,10 @@
 #include "core/bodybuf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/headers.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +49,9 @@ struct sp_h3_conn {
     struct sp_h3_limits lim;
     struct sp_h3_stream *streams; /* owned list */
     size_t nstreams;
-    bool goaway; /* no new requests (sent or received GOAWAY) */
-    bool closed; /* on_conn_closed delivered */
+    bool goaway;                    /* no new requests (sent or received GOAWAY) */
+    char peer_ip[INET6_ADDRSTRLEN]; /* the peer's address as text, "" until first asked */
+    bool closed;                    /* on_conn_closed delivered */
 };
 
 static struct sp_h3_conn *conn_of(struct sp_quic_conn *qc)
@@ -964,4 +967,12 @@ unsigned sp_h3_stream_status(const struct sp_h3_stream *s)
 struct sp_h3_conn *sp_h3_stream_conn(const struct sp_h3_stream *s)
 {
     return s->conn;
+}
+
+const char *sp_h3_conn_peer_ip(struct sp_h3_conn *c)
+{
+    if (c->peer_ip[0] == '\0')
+        sp_headers_format_ip((const struct sockaddr *)&c->qc.remote, c->peer_ip,
+                             sizeof(c->peer_ip));
+    return c->peer_ip;
 }

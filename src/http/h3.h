@@ -118,6 +118,9 @@ void sp_h3_conn_shutdown(struct sp_h3_conn *c);
 /* Closes the whole connection now with H3_NO_ERROR. */
 void sp_h3_conn_close(struct sp_h3_conn *c, const char *reason);
 
+/* The peer's IP address as text (no port), formatted once per connection. */
+const char *sp_h3_conn_peer_ip(struct sp_h3_conn *c);
+
 /* Number of open request streams. */
 size_t sp_h3_conn_active_streams(const struct sp_h3_conn *c);
 
@@ -155,6 +158,5 @@ unsigned sp_h3_stream_status(const struct sp_h3_stream *s);
 
 /* The connection a stream belongs to. */
 struct sp_h3_conn *sp_h3_stream_conn(const struct sp_h3_stream *s);
-
 
 #endif

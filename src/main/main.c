@@ -1,6 +1,7 @@
 /* main.c: command line, configuration, credentials, workers, signals. After start-up the main
  * thread only waits for signals; workers do all the I/O. */
 #include "config/config.h"
+#include "core/bodybuf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "main/worker.h"
@@ -240,6 +241,7 @@ int main(int argc, char **argv)
     sp_quic_secret_init();
     rv = run(cfg);
     sp_config_free(cfg);
+    sp_bodybuf_thread_cleanup(); /* workers' objects are freed on this thread */
     SP_LOG_INFO("main", "event=stopped");
     return rv == 0 ? 0 : 1;
 }

@@ -1,4 +1,5 @@
 #include "main/worker.h"
+#include "core/bodybuf.h"
 #include "core/defer.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -131,6 +132,7 @@ static void *worker_main(void *arg)
     struct sp_worker *w = arg;
 
     ev_run(w->loop, 0);
+    sp_bodybuf_thread_cleanup();
     return NULL;
 }
 

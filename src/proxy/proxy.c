@@ -533,7 +533,6 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
 {
     struct sp_proxy *px = ctx;
     const struct sp_fields *f = sp_h3_stream_headers(s);
-    struct sp_quic_conn *qc = sp_h3_conn_quic(c);
     struct req *r = sp_xcalloc(1, sizeof(*r));
     int up;
 
@@ -546,7 +545,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->waiter.on_fail = on_pool_fail;
     sp_bodybuf_init(&r->pending);
     ev_timer_init(&r->timer, on_timeout, (double)px->cfg->timeouts.response_ms / 1e3, 0.);
-    sp_headers_format_ip((struct sockaddr *)&qc->remote, r->client_ip, sizeof(r->client_ip));
+    memcpy(r->client_ip, sp_h3_conn_peer_ip(c), sizeof(r->client_ip));
     init_request_id(r, f);
     r->method = field_dup(f, ":method");
     r->authority = field_dup(f, ":authority");

@@ -16,6 +16,7 @@
 #include "bench.h"
 #include "histogram.h"
 
+#include "core/bodybuf.h"
 #include "core/defer.h"
 #include "core/util.h"
 #include "quic/conn.h"
@@ -773,6 +774,7 @@ void *bench_worker_run(void *arg)
     if (w->tfd != -1)
         ev_io_start(w->loop, &w->rate_io); /* armed by the first handshake */
     ev_run(w->loop, 0);
+    sp_bodybuf_thread_cleanup(); /* this thread's spare body chunks */
     return NULL;
 }
 
