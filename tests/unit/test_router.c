@@ -1,12 +1,14 @@
 /* test_router.c: unit tests of src/proxy/router: host classes and their fallback, authority
  * normalisation (port, case, IPv6, trailing dot), segment-boundary path prefixes, methods, and
- * the errors of sp_router_new. Configs are built in memory, one upstream per route. */
+ * the errors of sp_router_new. Configs are built in memory, one upstream per route. Last, the
+ * router is checked against a brute-force reference matcher on randomized routes and requests. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "config/config.h"
@@ -298,6 +300,172 @@ static void test_empty_config_matches_nothing(void **state)
     assert_int_equal(match(f, "a.example", "/", "GET"), -1);
 }
 
+/* ---- brute-force reference: every route tried, best by the documented precedence ---------- */
+
+struct ref_route {
+    int kind;      /* 0 exact, 1 wildcard, 2 any */
+    char host[32]; /* lowercase; ".suffix" for wildcards */
+    size_t host_len;
+    const struct sp_route_conf *rc;
+    size_t order;
+};
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* The request's host: no port, no brackets, one trailing dot dropped (as router.h documents). */
+static void ref_host(const char *a, char *out, size_t *ret_len)
+{
+    size_t n = strlen(a), i = 0;
+    const char *end;
+
+    if (a[0] == '[' && (end = strchr(a, ']')) != NULL) {
+        a++;
+        n = (size_t)(end - a);
+    } else {
+        if ((end = strchr(a, ':')) != NULL)
+            n = (size_t)(end - a);
+        if (n > 1 && a[n - 1] == '.')
+            n--;
+    }
+    for (; i < n; i++)
+        out[i] = lower(a[i]);
+    *ret_len = n;
+}
+
+static void ref_route_init(struct ref_route *rr, const struct sp_route_conf *rc, size_t order)
+{
+    const char *h = rc->host;
+
+    *rr = (struct ref_route){.rc = rc, .order = order, .kind = 2};
+    if (h == NULL || strcmp(h, "*") == 0)
+        return;
+    rr->kind = h[0] == '*' ? 1 : 0;
+    if (rr->kind == 1)
+        h++;
+    if (rr->kind == 0 && strchr(h, ':') != NULL && h[0] != '[') {
+        rr->host_len = strlen(h); /* bare IPv6 literal */
+        for (size_t i = 0; i < rr->host_len; i++)
+            rr->host[i] = lower(h[i]);
+    } else {
+        ref_host(h, rr->host, &rr->host_len);
+    }
+}
+
+static bool ref_matches(const struct ref_route *rr, const char *host, size_t host_len,
+                        const char *path, const char *method)
+{
+    const char *prefix = rr->rc->path_prefix;
+    size_t pl = strlen(prefix), len = strlen(path);
+    bool ok = rr->rc->methods == NULL;
+
+    if (rr->kind == 0 && (host_len != rr->host_len || memcmp(host, rr->host, host_len) != 0))
+        return false;
+    if (rr->kind == 1 && (host_len <= rr->host_len ||
+                          memcmp(host + host_len - rr->host_len, rr->host, rr->host_len) != 0))
+        return false;
+    if (len < pl || memcmp(path, prefix, pl) != 0)
+        return false;
+    if (!(len == pl || (pl > 0 && prefix[pl - 1] == '/') || path[pl] == '/' || path[pl] == '?'))
+        return false;
+    for (size_t i = 0; !ok && i < rr->rc->methods_count; i++)
+        ok = strcmp(rr->rc->methods[i], method) == 0;
+    return ok;
+}
+
+/* True when a ranks before b: host class, longer wildcard suffix, longer prefix, config order. */
+static bool ref_better(const struct ref_route *a, const struct ref_route *b)
+{
+    size_t pa = strlen(a->rc->path_prefix), pb = strlen(b->rc->path_prefix);
+
+    if (a->kind != b->kind)
+        return a->kind < b->kind;
+    if (a->kind == 1 && a->host_len != b->host_len)
+        return a->host_len > b->host_len;
+    if (pa != pb)
+        return pa > pb;
+    return a->order < b->order;
+}
+
+static int ref_match(const struct ref_route *rr, size_t n, const char *authority, const char *path,
+                     const char *method)
+{
+    char host[64];
+    size_t host_len = 0;
+    const struct ref_route *best = NULL;
+
+    if (authority != NULL)
+        ref_host(authority, host, &host_len);
+    for (size_t i = 0; i < n; i++) {
+        if (ref_matches(&rr[i], host, host_len, path, method) &&
+            (best == NULL || ref_better(&rr[i], best)))
+            best = &rr[i];
+    }
+    return best != NULL ? (int)(best - rr) : -1;
+}
+
+#define RANDOM_ROUTES 40
+
+static const char *pick_str(const char *const *set, size_t n)
+{
+    return set[sp_random_u64() % n];
+}
+
+static void test_router_agrees_with_a_brute_force_matcher_on_random_routes(void **state)
+{
+    static char *const hosts[] = {NULL,     "*",           "a.ex",   "A.Ex",    "b.ex",
+                                  "x.a.ex", "*.ex",        "*.a.ex", "*.A.EX",  "*.b.a.ex",
+                                  "[::1]",  "2001:db8::1", "a.ex.",  "*.x.a.ex"};
+    static char *const prefixes[] = {"/", "/a", "/a/", "/a/b", "/ab", "/b", "/a/b/c", "", "/a?"};
+    static const char *const authorities[] = {
+        "a.ex",          "A.EX:443", "a.ex.", "b.ex", "x.a.ex", "y.x.a.ex",
+        "b.a.ex",        "z.b.a.ex", "ex",    ".ex",  "q.ex",   "[::1]:1",
+        "[2001:DB8::1]", "::1",      "",      ":443", "a..ex"};
+    static const char *const paths[] = {"/",     "/a",   "/a/",    "/a/b", "/a/b/c/d", "/ab",
+                                        "/abc",  "/a?x", "/a/b?y", "",     "/b/",      "/A",
+                                        "/a/bc", "?",    "/a?",    "/a?/z"};
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
+    struct sp_upstream_conf ups[RANDOM_ROUTES];
+    struct sp_route_conf routes[RANDOM_ROUTES];
+    struct ref_route rr[RANDOM_ROUTES];
+
+    (void)state;
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = 1 + sp_random_u64() % RANDOM_ROUTES;
+        struct sp_config cfg = {.upstreams = ups, .upstreams_count = n};
+        struct sp_router *r;
+
+        for (size_t i = 0; i < n; i++) {
+            unsigned m = (unsigned)(sp_random_u64() % 3);
+
+            routes[i] = (struct sp_route_conf){
+                .host = hosts[sp_random_u64() % SP_ARRAY_LEN(hosts)],
+                .path_prefix = prefixes[sp_random_u64() % SP_ARRAY_LEN(prefixes)],
+                .methods = m == 0   ? NULL
+                           : m == 1 ? get
+                                    : post_put,
+                .methods_count = m == 0   ? 0
+                                 : m == 1 ? 1
+                                          : 2};
+            ups[i] = (struct sp_upstream_conf){.routes = &routes[i], .routes_count = 1};
+            ref_route_init(&rr[i], &routes[i], i);
+        }
+        assert_int_equal(sp_router_new(&cfg, &r), 0);
+        for (int q = 0; q < 300; q++) {
+            const char *a =
+                sp_random_u64() % 10 == 0 ? NULL : pick_str(authorities, SP_ARRAY_LEN(authorities));
+            const char *p = pick_str(paths, SP_ARRAY_LEN(paths));
+            const char *m = pick_str(methods, SP_ARRAY_LEN(methods));
+            int got = sp_router_match(r, a, a ? strlen(a) : 0, p, strlen(p), m, strlen(m));
+
+            assert_int_equal(got, ref_match(rr, n, a, p, m));
+        }
+        sp_router_free(r);
+    }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -322,6 +490,7 @@ int main(void)
         T(test_routes_map_to_their_own_upstream_when_upstreams_have_several),
         T(test_new_rejects_malformed_hosts_and_leaves_ret_untouched),
         T(test_empty_config_matches_nothing),
+        cmocka_unit_test(test_router_agrees_with_a_brute_force_matcher_on_random_routes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

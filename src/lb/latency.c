@@ -1,0 +1,110 @@
+/* latency.c: peak-EWMA latency estimates (see latency.h for the model). */
+#include "lb/latency.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "lb/lb_strategy.h"
+
+int sp_lb_latencies_init(struct sp_lb_latencies *l, const struct sp_lb_params *p, size_t n)
+{
+    if (n > SIZE_MAX / sizeof(l->v[0]))
+        return -ENOMEM;
+    *l = (struct sp_lb_latencies){
+        .v = sp_xcalloc(n, sizeof(l->v[0])),
+        .n = n,
+        .decay_ns = (double)(p->ewma_decay_ns ? p->ewma_decay_ns : SP_LB_EWMA_DECAY_DEFAULT_NS),
+        .initial_ns =
+            (double)(p->ewma_initial_ns ? p->ewma_initial_ns : SP_LB_EWMA_INITIAL_DEFAULT_NS),
+    };
+    return 0;
+}
+
+void sp_lb_latencies_fini(struct sp_lb_latencies *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* The mean cost of the measured backends other than i, or the initial estimate if none. */
+static double mean_of_others(const struct sp_lb_latencies *l, size_t i)
+{
+    double sum = l->sum_cost_ns;
+    size_t count = l->measured;
+
+    if (l->v[i].measured) {
+        sum -= l->v[i].cost_ns;
+        count--;
+    }
+    return count > 0 && sum > 0 ? sum / (double)count : l->initial_ns;
+}
+
+double sp_lb_latencies_estimate(const struct sp_lb_latencies *l, size_t i, sp_time_t now)
+{
+    const struct sp_lb_latency *e = &l->v[i];
+    double target, w;
+
+    if (!e->measured)
+        return e->seed_ns > 0 ? e->seed_ns : mean_of_others(l, i);
+    target = mean_of_others(l, i);
+    w = sp_lb_exp_neg((double)(now > e->stamp ? now - e->stamp : 0) / l->decay_ns);
+    return target + (e->cost_ns - target) * w;
+}
+
+static void set_cost(struct sp_lb_latencies *l, size_t i, double cost_ns)
+{
+    struct sp_lb_latency *e = &l->v[i];
+
+    if (e->measured)
+        l->sum_cost_ns -= e->cost_ns;
+    else
+        l->measured++;
+    e->measured = true;
+    e->cost_ns = cost_ns;
+    l->sum_cost_ns += cost_ns;
+    if (l->sum_cost_ns < 0)
+        l->sum_cost_ns = 0; /* rounding drift */
+}
+
+void sp_lb_latencies_observe(struct sp_lb_latencies *l, size_t i, sp_time_t latency_ns, bool ok,
+                             sp_time_t now)
+{
+    struct sp_lb_latency *e = &l->v[i];
+    double sample = latency_ns > 0 ? (double)latency_ns : 1;
+    double cost, w;
+
+    if (!ok) {
+        /* A fast failure must not attract traffic: count it as at least twice the estimate. */
+        double twice = 2 * sp_lb_latencies_estimate(l, i, now);
+
+        sample = sample > twice ? sample : twice;
+    }
+    if (!e->measured) {
+        cost = sample;
+    } else {
+        w = sp_lb_exp_neg((double)(now > e->stamp ? now - e->stamp : 0) / l->decay_ns);
+        cost = sample > e->cost_ns ? sample : e->cost_ns * w + sample * (1 - w);
+    }
+    set_cost(l, i, cost);
+    if (now > e->stamp)
+        e->stamp = now;
+}
+
+void sp_lb_latencies_seed(struct sp_lb_latencies *l, size_t i, sp_time_t rtt_ns)
+{
+    l->v[i].seed_ns = (double)rtt_ns;
+}
+
+void sp_lb_latencies_forget(struct sp_lb_latencies *l, size_t i)
+{
+    struct sp_lb_latency *e = &l->v[i];
+
+    if (e->measured) {
+        l->sum_cost_ns -= e->cost_ns;
+        l->measured--;
+    }
+    e->measured = false;
+    e->cost_ns = 0;
+}

@@ -1,0 +1,104 @@
+/* p2c.c: power of two choices. Two distinct eligible backends are drawn with probability
+ * proportional to their effective weight; the one with the lower cost, peak-EWMA latency
+ * (latency.h) times (inflight + 1) / weight, wins, and an exact tie goes to the first draw (so
+ * an idle upstream is served exactly by weight). With no latency feedback every estimate is the
+ * same and the cost is (inflight + 1) / weight. Sampling is O(1) when every backend is eligible
+ * with the same weight, else one pass per draw. A backend that comes back forgets its samples. */
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "lb/latency.h"
+#include "lb/lb_strategy.h"
+
+static int p2c_new_state(const struct sp_lb_params *p, size_t n, void **ret_state)
+{
+    struct sp_lb_latencies *l = sp_xcalloc(1, sizeof(*l));
+    int rv = sp_lb_latencies_init(l, p, n);
+
+    if (rv < 0)
+        goto out_free_state;
+    *ret_state = l;
+    return 0;
+
+out_free_state:
+    free(l);
+    return rv;
+}
+
+/* A weighted draw among the eligible backends other than `skip` (SIZE_MAX: none), of which the
+ * caller knows there is one. */
+static size_t draw(const struct sp_lb_pick_in *in, size_t skip)
+{
+    uint64_t r;
+
+    if (in->uniform && in->eligible == in->n) {
+        size_t i = (size_t)sp_lb_random_below(skip == SIZE_MAX ? in->n : in->n - 1);
+
+        return skip != SIZE_MAX && i >= skip ? i + 1 : i;
+    }
+    r = sp_lb_random_below(in->total - (skip == SIZE_MAX ? 0 : in->w[skip]));
+    for (size_t i = 0; i < in->n; i++) {
+        if (i == skip)
+            continue;
+        if (r < in->w[i])
+            return i;
+        r -= in->w[i];
+    }
+    return 0; /* unreachable: r < the total over the candidates */
+}
+
+static double cost(const struct sp_lb_latencies *l, const struct sp_lb_pick_in *in, size_t i)
+{
+    return sp_lb_latencies_estimate(l, i, in->now) * ((double)in->b[i].inflight + 1) /
+           (double)in->w[i];
+}
+
+static void p2c_pick(void *state, const struct sp_lb_pick_in *in, size_t *ret_index)
+{
+    const struct sp_lb_latencies *l = state;
+    size_t a, b;
+
+    a = draw(in, SIZE_MAX);
+    if (in->eligible == 1) {
+        *ret_index = a;
+        return;
+    }
+    b = draw(in, a);
+    *ret_index = cost(l, in, b) < cost(l, in, a) ? b : a;
+}
+
+static void p2c_report(void *state, size_t index, sp_time_t latency_ns, bool ok, sp_time_t now)
+{
+    sp_lb_latencies_observe(state, index, latency_ns, ok, now);
+}
+
+static void p2c_seed_rtt(void *state, size_t index, sp_time_t rtt_ns)
+{
+    sp_lb_latencies_seed(state, index, rtt_ns);
+}
+
+static void p2c_reset(void *state, size_t index, sp_time_t now)
+{
+    (void)now;
+    sp_lb_latencies_forget(state, index);
+}
+
+static void p2c_free_state(void *state)
+{
+    struct sp_lb_latencies *l = state;
+
+    if (l == NULL)
+        return;
+    sp_lb_latencies_fini(l);
+    free(l);
+}
+
+const struct sp_lb_ops sp_lb_p2c_ops = {
+    .name = "p2c",
+    .new_state = p2c_new_state,
+    .pick = p2c_pick,
+    .report = p2c_report,
+    .seed_rtt = p2c_seed_rtt,
+    .reset = p2c_reset,
+    .free_state = p2c_free_state,
+};
