@@ -311,6 +311,10 @@ static void build_backend(struct sp_backend_conf *b, const struct sp_raw_backend
     b->id = sp_xstrdup(raw->id);
     b->address = sp_xstrdup(raw->address);
     b->protocol = OR_DEFAULT(raw->protocol, SP_BACKEND_PROTO_H3);
+    /* h3 and h2 imply TLS, h2c and http1 default to cleartext; contradictions are reported by
+     * the cross checks (config_validate.c) */
+    b->tls = OR_DEFAULT(raw->tls,
+                        b->protocol == SP_BACKEND_PROTO_H3 || b->protocol == SP_BACKEND_PROTO_H2);
     b->weight = OR_DEFAULT(raw->weight, 1u);
     /* checked by the tree walk, so it parses */
     (void)sp_config_parse_hostport(b->address, &b->addr, &b->addrlen);
@@ -337,6 +341,10 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
     u->tls.ca_file = tls->ca_file != NULL ? sp_config_path_resolve(dir, tls->ca_file) : NULL;
     u->tls.verify = OR_DEFAULT(tls->verify, true);
     u->tls.server_name = tls->server_name != NULL ? sp_xstrdup(tls->server_name) : NULL;
+    u->tls.client_cert_file =
+        tls->client_cert != NULL ? sp_config_path_resolve(dir, tls->client_cert) : NULL;
+    u->tls.client_key_file =
+        tls->client_key != NULL ? sp_config_path_resolve(dir, tls->client_key) : NULL;
     u->pool.max_connections_per_backend = OR_DEFAULT(pool->max_connections_per_backend, 4u);
     u->pool.max_streams_per_connection = OR_DEFAULT(pool->max_streams_per_connection, 100u);
     u->pool.max_queue = OR_DEFAULT(pool->max_queue, 1024u);
@@ -390,6 +398,10 @@ static void free_upstream(struct sp_upstream_conf *u)
     u->tls.ca_file = NULL;
     free(u->tls.server_name);
     u->tls.server_name = NULL;
+    free(u->tls.client_cert_file);
+    u->tls.client_cert_file = NULL;
+    free(u->tls.client_key_file);
+    u->tls.client_key_file = NULL;
     free(u->name);
     u->name = NULL;
 }

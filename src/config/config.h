@@ -14,7 +14,10 @@
 #include "core/log.h"
 
 enum sp_backend_proto {
-    SP_BACKEND_PROTO_H3 = 0,
+    SP_BACKEND_PROTO_H3 = 0,    /* HTTP/3 over QUIC (always TLS) */
+    SP_BACKEND_PROTO_H2 = 1,    /* HTTP/2 over TLS, ALPN "h2" */
+    SP_BACKEND_PROTO_H2C = 2,   /* HTTP/2 over cleartext TCP, prior knowledge (RFC 9113 §3.3) */
+    SP_BACKEND_PROTO_HTTP1 = 3, /* HTTP/1.1 over TCP, cleartext or TLS (see tls) */
 };
 
 enum sp_lb_kind {
@@ -35,7 +38,10 @@ struct sp_listener_conf {
 struct sp_backend_conf {
     char *id;                       /* owned; unique within the config */
     char *address;                  /* owned; "host:port" or "[v6]:port", literal IPs only */
-    enum sp_backend_proto protocol; /* only h3 for now */
+    enum sp_backend_proto protocol; /* default h3 */
+    bool tls;                       /* TLS to this backend: default true for h3/h2, false for
+                                       h2c/http1; false with h3/h2 and true with h2c are
+                                       config errors */
     unsigned weight;                /* 1..1000, default 1 */
     struct sockaddr_storage addr;   /* resolved from address during validation */
     socklen_t addrlen;              /* length of addr */
@@ -49,9 +55,11 @@ struct sp_route_conf {
 };
 
 struct sp_upstream_tls_conf {
-    char *ca_file;     /* owned; PEM CA bundle; NULL = system trust store */
-    bool verify;       /* default true; false logs a warning at start */
-    char *server_name; /* owned; SNI and name to verify; NULL = backend address host */
+    char *ca_file;          /* owned; PEM CA bundle; NULL = system trust store */
+    bool verify;            /* default true; false logs a warning at start */
+    char *server_name;      /* owned; SNI and name to verify; NULL = backend address host */
+    char *client_cert_file; /* owned; PEM client certificate chain for mTLS; NULL = none */
+    char *client_key_file;  /* owned; PEM key of client_cert_file; set exactly when it is */
 };
 
 struct sp_pool_conf {

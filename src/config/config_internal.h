@@ -64,6 +64,7 @@ struct sp_raw_backend {
     char *id;                        /* owned by libcyaml */
     char *address;                   /* owned by libcyaml */
     enum sp_backend_proto *protocol; /* owned by libcyaml; NULL = absent */
+    bool *tls;                       /* owned by libcyaml; NULL = absent */
     unsigned *weight;                /* owned by libcyaml; NULL = absent */
 };
 
@@ -71,6 +72,8 @@ struct sp_raw_tls {
     char *ca_file;     /* owned by libcyaml; NULL = absent */
     bool *verify;      /* owned by libcyaml; NULL = absent */
     char *server_name; /* owned by libcyaml; NULL = absent */
+    char *client_cert; /* owned by libcyaml; NULL = absent */
+    char *client_key;  /* owned by libcyaml; NULL = absent */
 };
 
 struct sp_raw_pool {
@@ -181,7 +184,8 @@ int sp_config_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen
 char *sp_config_path_resolve(const char *dir, const char *name);
 
 /* Runs the checks that look across entries of a built config (duplicate names, ids and
- * listeners, ambiguous routes, window sizes), appending errors with lines from `lines`.
+ * listeners, ambiguous routes, window sizes, a backend's tls against its protocol, client
+ * certificate and key as a pair), appending errors with lines from `lines`.
  * Returns 0 when nothing was wrong, -EINVAL otherwise. */
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors);

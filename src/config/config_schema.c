@@ -36,6 +36,9 @@ static const cyaml_strval_t strategy_strings[] = {
 
 static const cyaml_strval_t protocol_strings[] = {
     {"h3", SP_BACKEND_PROTO_H3},
+    {"h2", SP_BACKEND_PROTO_H2},
+    {"h2c", SP_BACKEND_PROTO_H2C},
+    {"http1", SP_BACKEND_PROTO_HTTP1},
 };
 
 static const cyaml_schema_field_t log_fields[] = {
@@ -107,6 +110,7 @@ static const cyaml_schema_field_t backend_fields[] = {
                            CYAML_UNLIMITED),
     CYAML_FIELD_ENUM_PTR("protocol", OPT | CYAML_FLAG_STRICT, struct sp_raw_backend, protocol,
                          protocol_strings, CYAML_ARRAY_LEN(protocol_strings)),
+    CYAML_FIELD_BOOL_PTR("tls", OPT, struct sp_raw_backend, tls),
     CYAML_FIELD_UINT_PTR("weight", OPT, struct sp_raw_backend, weight),
     CYAML_FIELD_END,
 };
@@ -119,6 +123,10 @@ static const cyaml_schema_field_t tls_fields[] = {
     CYAML_FIELD_STRING_PTR("ca_file", OPT_PTR, struct sp_raw_tls, ca_file, 0, CYAML_UNLIMITED),
     CYAML_FIELD_BOOL_PTR("verify", OPT, struct sp_raw_tls, verify),
     CYAML_FIELD_STRING_PTR("server_name", OPT_PTR, struct sp_raw_tls, server_name, 0,
+                           CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("client_cert", OPT_PTR, struct sp_raw_tls, client_cert, 0,
+                           CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("client_key", OPT_PTR, struct sp_raw_tls, client_key, 0,
                            CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };

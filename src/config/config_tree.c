@@ -49,7 +49,7 @@ struct spec {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const strategies[] = {"round_robin", "random", NULL};
-static const char *const protocols[] = {"h3", NULL};
+static const char *const protocols[] = {"h3", "h2", "h2c", "http1", NULL};
 
 static const struct spec log_fields[] = {
     {.key = "level", .kind = KIND_ENUM, .choices = log_levels},
@@ -97,6 +97,7 @@ static const struct spec backend_fields[] = {
     STR_KEY("id", true, sp_config_check_name),
     STR_KEY("address", true, sp_config_check_hostport),
     {.key = "protocol", .kind = KIND_ENUM, .choices = protocols},
+    {.key = "tls", .kind = KIND_BOOL},
     UINT_KEY("weight", 1, 1000),
     {.key = NULL},
 };
@@ -105,6 +106,8 @@ static const struct spec tls_fields[] = {
     STR_KEY("ca_file", false, sp_config_check_file),
     {.key = "verify", .kind = KIND_BOOL},
     STR_KEY("server_name", false, sp_config_check_server_name),
+    STR_KEY("client_cert", false, sp_config_check_file),
+    STR_KEY("client_key", false, sp_config_check_file),
     {.key = NULL},
 };
 

@@ -542,6 +542,88 @@ static int check_windows(const struct sp_config *c, const struct sp_config_lines
     return -EINVAL;
 }
 
+static const char *proto_name(enum sp_backend_proto proto)
+{
+    switch (proto) {
+    case SP_BACKEND_PROTO_H3:
+        return "h3";
+    case SP_BACKEND_PROTO_H2:
+        return "h2";
+    case SP_BACKEND_PROTO_H2C:
+        return "h2c";
+    case SP_BACKEND_PROTO_HTTP1:
+        return "http1";
+    }
+    return "?";
+}
+
+/* Returns why `tls` contradicts the backend's protocol, or NULL when it does not. */
+static const char *tls_clash(const struct sp_backend_conf *b)
+{
+    switch (b->protocol) {
+    case SP_BACKEND_PROTO_H3:
+        return b->tls ? NULL : "HTTP/3 always runs over TLS";
+    case SP_BACKEND_PROTO_H2:
+        return b->tls ? NULL : "use protocol h2c for cleartext HTTP/2";
+    case SP_BACKEND_PROTO_H2C:
+        return b->tls ? "h2c is cleartext HTTP/2; use protocol h2 for HTTP/2 over TLS" : NULL;
+    case SP_BACKEND_PROTO_HTTP1:
+        return NULL;
+    }
+    return NULL;
+}
+
+/* A backend's `tls` must agree with its protocol (h3/h2: TLS; h2c: cleartext). A contradiction
+ * can only come from an explicit `tls` key, since the default follows the protocol. */
+static int check_backend_tls(const struct sp_config *c, const struct sp_config_lines *lines,
+                             struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        for (size_t b = 0; b < c->upstreams[u].backends_count; b++) {
+            const struct sp_backend_conf *be = &c->upstreams[u].backends[b];
+            const char *why = tls_clash(be);
+            char *key;
+
+            if (why == NULL)
+                continue;
+            key = sp_config_strf("upstreams[%zu].backends[%zu].tls", u, b);
+            cross_error(errors, c, lines, key,
+                        sp_config_strf("tls: %s is not possible with protocol %s: %s",
+                                       be->tls ? "true" : "false", proto_name(be->protocol), why));
+            free(key);
+            rv = -EINVAL;
+        }
+    }
+    return rv;
+}
+
+/* client_cert and client_key come as a pair (mTLS to backends). */
+static int check_client_cert(const struct sp_config *c, const struct sp_config_lines *lines,
+                             struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        const struct sp_upstream_tls_conf *t = &c->upstreams[u].tls;
+        bool has_cert = t->client_cert_file != NULL, has_key = t->client_key_file != NULL;
+        char *key;
+
+        if (has_cert == has_key)
+            continue;
+        key = sp_config_strf("upstreams[%zu].tls.%s", u, has_cert ? "client_cert" : "client_key");
+        cross_error(errors, c, lines, key,
+                    sp_config_strf("%s needs %s too (a client certificate and its key go "
+                                   "together)",
+                                   has_cert ? "client_cert" : "client_key",
+                                   has_cert ? "client_key" : "client_cert"));
+        free(key);
+        rv = -EINVAL;
+    }
+    return rv;
+}
+
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors)
 {
@@ -558,6 +640,10 @@ int sp_config_cross_check(const struct sp_config *config, const struct sp_config
     if (check_routes(config, lines, errors) < 0)
         rv = -EINVAL;
     if (check_windows(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_backend_tls(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_client_cert(config, lines, errors) < 0)
         rv = -EINVAL;
     return rv;
 }

@@ -134,6 +134,19 @@ static int creds_init(struct creds *c, const struct sp_config *cfg)
             fprintf(stderr, "spooky: %s: upstreams[%zu].tls: %s\n", cfg->path, c->nclient, err);
             return rv;
         }
+        if (u->tls.client_cert_file != NULL) {
+            rv = sp_tls_client_set_cert(c->client[c->nclient], u->tls.client_cert_file,
+                                        u->tls.client_key_file, err, sizeof(err));
+            if (rv != 0) {
+                c->nclient++; /* built: freed by creds_fini */
+                fprintf(stderr,
+                        "spooky: %s: upstreams[%zu].tls: cannot load client certificate "
+                        "%s / key %s: %s\n",
+                        cfg->path, c->nclient - 1, u->tls.client_cert_file, u->tls.client_key_file,
+                        err);
+                return rv;
+            }
+        }
         if (!u->tls.verify)
             SP_LOG_WARN("main",
                         "upstream=%s event=tls_verify_disabled msg=\"backend certificates are "

@@ -212,6 +212,9 @@ static size_t build_request_fields(struct req *r, const struct sp_fields *in, st
             out[n++] = *f;
         }
     }
+    /* A retry on another backend rebuilds the fields: drop the previous try's values. */
+    free(r->xff);
+    free(r->via);
     r->xff = sp_headers_xff_append(xff ? xff->value : NULL, xff ? xff->value_len : 0, r->client_ip);
     r->via = sp_headers_via_append(via ? via->value : NULL, via ? via->value_len : 0);
     out[n++] = sp_field_str("x-forwarded-for", r->xff);

@@ -1,5 +1,5 @@
 /* upstream.h: the protocol-neutral contract between the pool/proxy and one backend protocol
- * (HTTP/3 today; HTTP/2 and HTTP/1.1 implement the same ops).
+ * (HTTP/3, HTTP/2 and HTTP/1.1 implement the same ops).
  *
  * A backend connection (struct sp_uconn) is created by a protocol's ops->open, reports its life
  * through struct sp_uconn_events to its owner (the pool), and carries requests. A request on it is
@@ -125,6 +125,10 @@ struct sp_uconn_ops {
 
 /* The HTTP/3 implementation (upstream/h3.c). */
 extern const struct sp_uconn_ops sp_uconn_h3_ops;
+/* The HTTP/2 implementation, TLS (h2) or cleartext (h2c) (upstream/h2.c). */
+extern const struct sp_uconn_ops sp_uconn_h2_ops;
+/* The HTTP/1.1 implementation (upstream/h1.c). */
+extern const struct sp_uconn_ops sp_uconn_h1_ops;
 
 /* The ops for a configured protocol. */
 const struct sp_uconn_ops *sp_uconn_ops_for(enum sp_backend_proto proto);

@@ -54,6 +54,11 @@ const struct sp_uconn_ops *sp_uconn_ops_for(enum sp_backend_proto proto)
     switch (proto) {
     case SP_BACKEND_PROTO_H3:
         return &sp_uconn_h3_ops;
+    case SP_BACKEND_PROTO_H2:
+    case SP_BACKEND_PROTO_H2C:
+        return &sp_uconn_h2_ops; /* TLS or not per backend->tls */
+    case SP_BACKEND_PROTO_HTTP1:
+        return NULL; /* wired when the HTTP/1.1 implementation lands */
     }
     return NULL;
 }

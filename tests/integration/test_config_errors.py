@@ -88,8 +88,27 @@ BAD = [
     ("backend_bad_address", VALID.replace("127.0.0.1:9443", "foo:99"),
      ['{f}:12: upstreams[0].backends[0].address: invalid address "foo:99": expected IPv4:port '
       "or [IPv6]:port"]),
-    ("backend_protocol_h2", VALID.replace("protocol: h3", "protocol: h2"),
-     ['{f}:13: upstreams[0].backends[0].protocol: unknown value "h2": expected h3']),
+    ("backend_protocol_unknown", VALID.replace("protocol: h3", "protocol: spdy"),
+     ['{f}:13: upstreams[0].backends[0].protocol: unknown value "spdy": expected one of h3, h2, '
+      "h2c, http1"]),
+    ("backend_tls_not_bool", VALID + "        tls: maybe\n",
+     ['{f}:14: upstreams[0].backends[0].tls: expected true or false, got "maybe"']),
+    ("backend_h2_without_tls", VALID.replace("protocol: h3", "protocol: h2") + "        tls: no\n",
+     ["{f}:14: upstreams[0].backends[0].tls: tls: false is not possible with protocol h2: use "
+      "protocol h2c for cleartext HTTP/2"]),
+    ("backend_h3_without_tls", VALID + "        tls: false\n",
+     ["{f}:14: upstreams[0].backends[0].tls: tls: false is not possible with protocol h3: "
+      "HTTP/3 always runs over TLS"]),
+    ("backend_h2c_with_tls", VALID.replace("protocol: h3", "protocol: h2c") + "        tls: true\n",
+     ["{f}:14: upstreams[0].backends[0].tls: tls: true is not possible with protocol h2c: h2c is "
+      "cleartext HTTP/2; use protocol h2 for HTTP/2 over TLS"]),
+    ("tls_client_cert_without_key", VALID + "    tls:\n      client_cert: server.crt\n",
+     ["{f}:15: upstreams[0].tls.client_cert: client_cert needs client_key too (a client "
+      "certificate and its key go together)"]),
+    ("tls_client_key_missing_file",
+     VALID + "    tls:\n      client_cert: server.crt\n      client_key: /nonexistent/k.pem\n",
+     ['{f}:16: upstreams[0].tls.client_key: cannot read "/nonexistent/k.pem": No such file or '
+      "directory"]),
     ("strategy_unknown", VALID.replace("  - name: app\n", "  - name: app\n    strategy: ewma\n"),
      ['{f}:8: upstreams[0].strategy: unknown value "ewma": expected one of round_robin, random']),
     ("route_prefix_without_slash", VALID.replace("path_prefix: /", "path_prefix: api"),
@@ -144,6 +163,26 @@ def test_relative_cert_is_resolved_against_the_config_directory(tmp_path):
 
 def test_valid_config_passes(tmp_path):
     path = write_config(tmp_path, VALID)
+    code, lines = check(path)
+    assert (code, lines) == (0, [f"spooky: configuration {path} ok"])
+
+
+GOOD = [
+    ("backend_h2", VALID.replace("protocol: h3", "protocol: h2")),
+    ("backend_h2_tls_true", VALID.replace("protocol: h3", "protocol: h2") + "        tls: true\n"),
+    ("backend_h2c", VALID.replace("protocol: h3", "protocol: h2c")),
+    ("backend_h2c_tls_false",
+     VALID.replace("protocol: h3", "protocol: h2c") + "        tls: false\n"),
+    ("backend_http1", VALID.replace("protocol: h3", "protocol: http1")),
+    ("backend_https1", VALID.replace("protocol: h3", "protocol: http1") + "        tls: true\n"),
+    ("tls_client_cert_and_key",
+     VALID + "    tls:\n      client_cert: server.crt\n      client_key: server.key\n"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in GOOD], ids=[c[0] for c in GOOD])
+def test_good_backend_protocol_and_tls_configs_pass(tmp_path, text):
+    path = write_config(tmp_path, text)
     code, lines = check(path)
     assert (code, lines) == (0, [f"spooky: configuration {path} ok"])
 

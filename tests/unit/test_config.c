@@ -217,6 +217,9 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_string_equal(c->upstreams[0].routes[0].path_prefix, "/");
     assert_int_equal(c->upstreams[0].routes[0].methods_count, 0);
     assert_int_equal(c->upstreams[0].backends[0].protocol, SP_BACKEND_PROTO_H3);
+    assert_true(c->upstreams[0].backends[0].tls);
+    assert_null(c->upstreams[0].tls.client_cert_file);
+    assert_null(c->upstreams[0].tls.client_key_file);
     assert_int_equal(c->upstreams[0].backends[0].weight, 1);
     assert_null(c->upstreams[0].tls.ca_file);
     assert_true(c->upstreams[0].tls.verify);
@@ -237,10 +240,11 @@ static const struct doc full_doc = {
     .listener = "address: \"::1\"\nport: 443\ncert: server.crt\nkey: subdir/../server.key\n"
                 "alt_svc_max_age: 0",
     .upstream = "strategy: random\ntls:\n  ca_file: server.crt\n  verify: false\n"
-                "  server_name: backend.internal\npool:\n  max_connections_per_backend: 5\n"
+                "  server_name: backend.internal\n  client_cert: server.crt\n"
+                "  client_key: server.key\npool:\n  max_connections_per_backend: 5\n"
                 "  max_streams_per_connection: 6\n  max_queue: 0\n  idle_timeout_ms: 8",
     .route = "host: API.Example.com\npath_prefix: /api\nmethods: [GET, POST]",
-    .backend = "id: b.1_x-y\naddress: \"[::1]:9443\"\nprotocol: h3\nweight: 1000",
+    .backend = "id: b.1_x-y\naddress: \"[::1]:9443\"\nprotocol: http1\ntls: true\nweight: 1000",
 };
 
 static void test_every_top_level_key_is_loaded_into_the_config(void **state)
@@ -304,6 +308,9 @@ static void test_every_upstream_key_is_loaded_into_the_config(void **state)
     assert_string_equal(u->tls.ca_file, expect);
     assert_false(u->tls.verify);
     assert_string_equal(u->tls.server_name, "backend.internal");
+    assert_string_equal(u->tls.client_cert_file, expect);
+    snprintf(expect, sizeof(expect), "%s/server.key", f->dir);
+    assert_string_equal(u->tls.client_key_file, expect);
     assert_int_equal(u->pool.max_connections_per_backend, 5);
     assert_int_equal(u->pool.max_streams_per_connection, 6);
     assert_int_equal(u->pool.max_queue, 0);
@@ -313,7 +320,8 @@ static void test_every_upstream_key_is_loaded_into_the_config(void **state)
     assert_int_equal(u->routes[0].methods_count, 2);
     assert_string_equal(u->routes[0].methods[1], "POST");
     assert_string_equal(u->backends[0].id, "b.1_x-y");
-    assert_int_equal(u->backends[0].protocol, SP_BACKEND_PROTO_H3);
+    assert_int_equal(u->backends[0].protocol, SP_BACKEND_PROTO_HTTP1);
+    assert_true(u->backends[0].tls);
     assert_int_equal(u->backends[0].weight, 1000);
     sin6 = (const struct sockaddr_in6 *)&u->backends[0].addr;
     assert_int_equal(sin6->sin6_family, AF_INET6);
@@ -367,6 +375,14 @@ static const struct key_case valid_cases[] = {
     {.doc = {.route = "host: \"[::1]\""}},
     {.doc = {.route = "host: 10.0.0.1\nmethods:\n  - M-SEARCH"}},
     {.doc = {BACKEND_WITH("weight: 1\nprotocol: h3")}},
+    {.doc = {BACKEND_WITH("protocol: h2")}},
+    {.doc = {BACKEND_WITH("protocol: h2c")}},
+    {.doc = {BACKEND_WITH("protocol: http1")}},
+    {.doc = {BACKEND_WITH("protocol: h2\ntls: yes")}},
+    {.doc = {BACKEND_WITH("protocol: h2c\ntls: false")}},
+    {.doc = {BACKEND_WITH("protocol: http1\ntls: true")}},
+    {.doc = {BACKEND_WITH("tls: true")}},
+    {.doc = {.upstream = "tls:\n  client_cert: server.crt\n  client_key: subdir/../server.key"}},
     {.doc = {.upstream = "tls:\n  verify: no\n  server_name: localhost"}},
     {.doc = {.upstream = "tls:\n  verify: TRUE\n  ca_file: subdir/../server.crt"}},
     {.doc = {.upstream = "pool:\n  max_connections_per_backend: 1024\n"
@@ -531,9 +547,25 @@ static const struct key_case invalid_cases[] = {
      "99999",
      "upstreams[0].backends[0].address: invalid address \"127.0.0.1:99999\": port must be "
      "between 1 and 65535"},
-    {{BACKEND_WITH("protocol: h2")},
+    {{BACKEND_WITH("protocol: http2")},
      "protocol",
-     "upstreams[0].backends[0].protocol: unknown value \"h2\": expected h3"},
+     "upstreams[0].backends[0].protocol: unknown value \"http2\": expected one of h3, h2, h2c, "
+     "http1"},
+    {{BACKEND_WITH("tls: sometimes")},
+     "tls",
+     "upstreams[0].backends[0].tls: expected true or false, got \"sometimes\""},
+    {{BACKEND_WITH("tls: false")},
+     "tls",
+     "upstreams[0].backends[0].tls: tls: false is not possible with protocol h3: HTTP/3 always "
+     "runs over TLS"},
+    {{BACKEND_WITH("protocol: h2\ntls: false")},
+     "tls",
+     "upstreams[0].backends[0].tls: tls: false is not possible with protocol h2: use protocol "
+     "h2c for cleartext HTTP/2"},
+    {{BACKEND_WITH("protocol: h2c\ntls: true")},
+     "tls",
+     "upstreams[0].backends[0].tls: tls: true is not possible with protocol h2c: h2c is "
+     "cleartext HTTP/2; use protocol h2 for HTTP/2 over TLS"},
     {{BACKEND_WITH("weight: 0")},
      "weight",
      "upstreams[0].backends[0].weight: must be between 1 and 1000, got 0"},
@@ -552,6 +584,21 @@ static const struct key_case invalid_cases[] = {
      "upstreams[0].tls.server_name: invalid server name \"bad name\": expected a DNS name like "
      "\"backend.internal\""},
     {{.upstream = "tls:\n  sni: x"}, "sni", "upstreams[0].tls.sni: unknown key"},
+    {{.upstream = "tls:\n  client_cert: /nonexistent/c.pem\n  client_key: server.key"},
+     "client_cert",
+     "upstreams[0].tls.client_cert: cannot read \"/nonexistent/c.pem\": No such file or "
+     "directory"},
+    {{.upstream = "tls:\n  client_cert: server.crt"},
+     "client_cert",
+     "upstreams[0].tls.client_cert: client_cert needs client_key too (a client certificate and "
+     "its key go together)"},
+    {{.upstream = "tls:\n  client_key: /"},
+     "client_key",
+     "upstreams[0].tls.client_key: \"/\" is not a regular file"},
+    {{.upstream = "tls:\n  client_key: server.key"},
+     "client_key",
+     "upstreams[0].tls.client_key: client_key needs client_cert too (a client certificate and "
+     "its key go together)"},
     {{.upstream = "pool:\n  max_connections_per_backend: 0"},
      "max_connections_per",
      "upstreams[0].pool.max_connections_per_backend: must be between 1 and 1024, got 0"},
