@@ -320,6 +320,32 @@ static void build_backend(struct sp_backend_conf *b, const struct sp_raw_backend
     (void)sp_config_parse_hostport(b->address, &b->addr, &b->addrlen);
 }
 
+static void build_hash_key(struct sp_hash_key_conf *h, const struct sp_raw_hash_key *raw)
+{
+    static const struct sp_raw_hash_key none = {.source = SP_HASH_NONE};
+
+    if (raw == NULL)
+        raw = &none;
+    h->source = raw->source;
+    /* RFC 9114 §4.2: HTTP/3 field names are lower case, so a header name is compared that way;
+     * cookie and query parameter names are compared byte for byte */
+    h->name = raw->name == NULL               ? NULL
+              : raw->source == SP_HASH_HEADER ? lowercase_dup(raw->name)
+                                              : sp_xstrdup(raw->name);
+    h->ipv4_prefix = OR_DEFAULT(raw->ipv4_prefix, 32u);
+    h->ipv6_prefix = OR_DEFAULT(raw->ipv6_prefix, 64u);
+}
+
+static void build_sticky(struct sp_sticky_conf *s, const struct sp_raw_sticky *raw)
+{
+    if (raw == NULL)
+        return; /* disabled: every field stays zero */
+    s->enabled = true;
+    s->cookie_name = sp_xstrdup(raw->name != NULL ? raw->name : "spooky_sticky");
+    s->secret = sp_xstrdup(raw->secret);
+    s->max_age_s = OR_DEFAULT(raw->max_age, 0);
+}
+
 static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstream *raw,
                            const char *dir)
 {
@@ -330,6 +356,9 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
 
     u->name = sp_xstrdup(raw->name);
     u->strategy = OR_DEFAULT(raw->strategy, SP_LB_ROUND_ROBIN);
+    build_hash_key(&u->hash_key, raw->hash_key);
+    build_sticky(&u->sticky, raw->sticky);
+    u->slow_start_ms = OR_DEFAULT(raw->slow_start_ms, 0);
     u->routes = sp_xcalloc(raw->routes_count, sizeof(*u->routes));
     u->routes_count = raw->routes_count;
     for (size_t i = 0; i < raw->routes_count; i++)
@@ -362,6 +391,9 @@ static struct sp_config *build_config(const char *path, const char *dir,
         raw->log != NULL ? OR_DEFAULT(raw->log->level, SP_LOG_LEVEL_INFO) : SP_LOG_LEVEL_INFO;
     c->log_format =
         raw->log != NULL ? OR_DEFAULT(raw->log->format, SP_LOG_FORMAT_TEXT) : SP_LOG_FORMAT_TEXT;
+    c->access_log = raw->log != NULL ? OR_DEFAULT(raw->log->access, true) : true;
+    /* must name an upstream: checked across entries (config_validate.c) */
+    c->default_upstream = raw->default_upstream != NULL ? sp_xstrdup(raw->default_upstream) : NULL;
     c->listeners = sp_xcalloc(raw->listeners_count, sizeof(*c->listeners));
     c->listeners_count = raw->listeners_count;
     for (size_t i = 0; i < raw->listeners_count; i++)
@@ -402,6 +434,14 @@ static void free_upstream(struct sp_upstream_conf *u)
     u->tls.client_cert_file = NULL;
     free(u->tls.client_key_file);
     u->tls.client_key_file = NULL;
+    free(u->hash_key.name);
+    u->hash_key.name = NULL;
+    free(u->sticky.cookie_name);
+    u->sticky.cookie_name = NULL;
+    if (u->sticky.secret != NULL)
+        explicit_bzero(u->sticky.secret, strlen(u->sticky.secret)); /* keep it out of freed heap */
+    free(u->sticky.secret);
+    u->sticky.secret = NULL;
     free(u->name);
     u->name = NULL;
 }
@@ -421,6 +461,8 @@ void sp_config_free(struct sp_config *config)
         free_upstream(&config->upstreams[i]);
     free(config->upstreams);
     config->upstreams = NULL;
+    free(config->default_upstream);
+    config->default_upstream = NULL;
     free(config->path);
     config->path = NULL;
     free(config);

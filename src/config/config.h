@@ -21,8 +21,40 @@ enum sp_backend_proto {
 };
 
 enum sp_lb_kind {
-    SP_LB_ROUND_ROBIN = 0,
-    SP_LB_RANDOM = 1,
+    SP_LB_ROUND_ROBIN = 0,          /* smooth weighted round-robin */
+    SP_LB_RANDOM = 1,               /* weighted random */
+    SP_LB_WEIGHTED_ROUND_ROBIN = 2, /* same algorithm as round_robin (kept as a name) */
+    SP_LB_LEAST_CONN = 3,           /* fewest in-flight requests per weight */
+    SP_LB_P2C = 4,                  /* power of two choices */
+    SP_LB_EWMA = 5,                 /* peak-EWMA latency x in-flight */
+    SP_LB_RENDEZVOUS = 6,           /* weighted highest-random-weight hashing on hash_key */
+};
+
+/* Where the affinity / hashing key of a request comes from. */
+enum sp_hash_source {
+    SP_HASH_NONE = 0,
+    SP_HASH_SOURCE_IP = 1,  /* client address, masked to ipv4_prefix / ipv6_prefix bits */
+    SP_HASH_HEADER = 2,     /* a request header field, by name */
+    SP_HASH_COOKIE = 3,     /* a cookie, by name */
+    SP_HASH_PATH = 4,       /* :path without the query */
+    SP_HASH_AUTHORITY = 5,  /* :authority */
+    SP_HASH_QUERY = 6,      /* a query parameter, by name */
+    SP_HASH_CONNECTION = 7, /* the client's QUIC connection (its original DCID) */
+};
+
+struct sp_hash_key_conf {
+    enum sp_hash_source source; /* default none; required when strategy is rendezvous */
+    char *name;                 /* owned; header/cookie/query name; NULL for the others */
+    unsigned ipv4_prefix;       /* 1..32, default 32 (source_ip only) */
+    unsigned ipv6_prefix;       /* 1..128, default 64 (source_ip only) */
+};
+
+struct sp_sticky_conf {
+    bool enabled;       /* the sticky_cookie section is present */
+    char *cookie_name;  /* owned; default "spooky_sticky"; RFC 6265 token */
+    char *secret;       /* owned; >= 16 bytes; signs the cookie (same on every
+                           instance so a client keeps its backend across them) */
+    uint64_t max_age_s; /* 0 = session cookie (default) */
 };
 
 struct sp_listener_conf {
@@ -71,9 +103,52 @@ struct sp_pool_conf {
     uint64_t idle_timeout_ms;             /* default 60000: idle pooled connection reaped */
 };
 
+/* Passive health: the backend's state from the outcomes of real requests (per worker). */
+struct sp_passive_health_conf {
+    unsigned eject_failures;      /* consecutive failures (connect, reset, timeout) that eject;
+                                     default 5; 0 = off */
+    unsigned eject_5xx;           /* consecutive 5xx responses that eject; default 5; 0 = off */
+    unsigned degrade_failures;    /* consecutive failures that degrade; default 2; 0 = off */
+    unsigned eject_ratio_pct;     /* failure share in the window that ejects; default 50; 0 = off */
+    unsigned degrade_ratio_pct;   /* failure share that degrades; default 10; 0 = off */
+    unsigned min_requests;        /* outcomes the window needs before ratios count; default 20 */
+    uint64_t window_ms;           /* ratio window; default 10000 */
+    unsigned degraded_weight_pct; /* weight while degraded, 1..100; default 50 */
+    uint64_t recovery_ms;         /* first readmission delay after an ejection; default 1000 */
+    uint64_t max_recovery_ms;     /* cap of the doubling delay; default 60000 */
+};
+
+/* Per-backend circuit breaker (per worker). */
+struct sp_breaker_settings {
+    unsigned max_failures;        /* consecutive failures that open; default 5; 0 = off */
+    unsigned failure_ratio_pct;   /* failure share in the window that opens; default 0 = off */
+    unsigned min_requests;        /* outcomes before the ratio counts; default 20 */
+    uint64_t window_ms;           /* ratio window; default 10000 */
+    uint64_t open_ms;             /* first open time; default 5000 */
+    uint64_t max_open_ms;         /* cap of the doubling open time; default 60000 */
+    unsigned half_open_requests;  /* trial requests at once when half-open; default 1 */
+    unsigned half_open_successes; /* trial successes that close; default 1 */
+    unsigned max_concurrent;      /* requests in flight per backend; default 0 = unlimited */
+};
+
+/* Retries of failed requests on another backend. */
+struct sp_retry_conf {
+    unsigned max;            /* tries after the first; default 2; 0 = never retry */
+    unsigned budget_pct;     /* retries in flight per 100 requests in flight; default 20 */
+    unsigned min_retries;    /* retries in flight always allowed; default 3 */
+    uint64_t backoff_ms;     /* base of the jittered exponential delay; default 10 */
+    uint64_t max_backoff_ms; /* cap of that delay; default 250 */
+};
+
 struct sp_upstream_conf {
-    char *name;                   /* owned; unique */
-    enum sp_lb_kind strategy;     /* default round_robin */
+    char *name;                       /* owned; unique */
+    enum sp_lb_kind strategy;         /* default round_robin */
+    struct sp_hash_key_conf hash_key; /* rendezvous key (and a stable key for others) */
+    struct sp_sticky_conf sticky;     /* spooky-inserted affinity cookie */
+    uint64_t slow_start_ms;           /* 0 = off: a recovered backend ramps over this time */
+    struct sp_passive_health_conf passive_health; /* defaults apply when the section is absent */
+    struct sp_breaker_settings breaker;
+    struct sp_retry_conf retries;
     struct sp_route_conf *routes; /* owned array; at least one */
     size_t routes_count;
     struct sp_backend_conf *backends; /* owned array; at least one */
@@ -105,6 +180,9 @@ struct sp_config {
     unsigned workers;                   /* default 0 = one per online CPU */
     enum sp_log_level log_level;        /* default info */
     enum sp_log_format log_format;      /* default text */
+    bool access_log;                    /* log.access, default true: one info line per request */
+    char *default_upstream;             /* owned; upstream for requests no route matches; NULL =
+                                           answer 404 */
     struct sp_listener_conf *listeners; /* owned array; at least one */
     size_t listeners_count;
     struct sp_upstream_conf *upstreams; /* owned array; at least one */

@@ -25,6 +25,7 @@
 struct sp_raw_log {
     enum sp_log_level *level;   /* owned by libcyaml; NULL = absent */
     enum sp_log_format *format; /* owned by libcyaml; NULL = absent */
+    bool *access;               /* owned by libcyaml; NULL = absent */
 };
 
 struct sp_raw_listener {
@@ -83,10 +84,27 @@ struct sp_raw_pool {
     uint64_t *idle_timeout_ms;
 };
 
+/* Which names fit a source, and whether prefixes are allowed, is checked by the tree walk. */
+struct sp_raw_hash_key {
+    enum sp_hash_source source; /* required */
+    char *name;                 /* owned by libcyaml; NULL = absent */
+    unsigned *ipv4_prefix;      /* owned by libcyaml; NULL = absent */
+    unsigned *ipv6_prefix;      /* owned by libcyaml; NULL = absent */
+};
+
+struct sp_raw_sticky {
+    char *name;        /* owned by libcyaml; NULL = absent */
+    char *secret;      /* owned by libcyaml; required */
+    uint64_t *max_age; /* owned by libcyaml; NULL = absent */
+};
+
 struct sp_raw_upstream {
-    char *name;                  /* owned by libcyaml */
-    enum sp_lb_kind *strategy;   /* owned by libcyaml; NULL = absent */
-    struct sp_raw_route *routes; /* owned by libcyaml */
+    char *name;                       /* owned by libcyaml */
+    enum sp_lb_kind *strategy;        /* owned by libcyaml; NULL = absent */
+    struct sp_raw_hash_key *hash_key; /* owned by libcyaml; NULL = absent */
+    struct sp_raw_sticky *sticky;     /* owned by libcyaml; "sticky_cookie"; NULL = absent */
+    uint64_t *slow_start_ms;          /* owned by libcyaml; NULL = absent */
+    struct sp_raw_route *routes;      /* owned by libcyaml */
     unsigned routes_count;
     struct sp_raw_backend *backends; /* owned by libcyaml */
     unsigned backends_count;
@@ -97,6 +115,7 @@ struct sp_raw_upstream {
 struct sp_raw_config {
     unsigned *workers;                 /* owned by libcyaml; NULL = absent */
     struct sp_raw_log *log;            /* owned by libcyaml; NULL = absent */
+    char *default_upstream;            /* owned by libcyaml; NULL = absent */
     struct sp_raw_listener *listeners; /* owned by libcyaml */
     unsigned listeners_count;
     struct sp_raw_timeouts *timeouts;  /* owned by libcyaml; NULL = absent */
@@ -169,6 +188,13 @@ char *sp_config_check_host(const struct sp_config_check_ctx *ctx, const char *va
 char *sp_config_check_path_prefix(const struct sp_config_check_ctx *ctx, const char *value);
 char *sp_config_check_method(const struct sp_config_check_ctx *ctx, const char *value);
 char *sp_config_check_server_name(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_header_name(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_cookie_name(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_query_name(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_secret(const struct sp_config_check_ctx *ctx, const char *value);
+
+/* Shortest sticky cookie secret accepted, in bytes (HMAC-SHA256 key; see docs/config.md). */
+#define SP_CONFIG_SECRET_MIN_BYTES 16
 
 /* Writes `s` double-quoted, escaped and cut to fit into out (cap bytes). Returns out. */
 char *sp_config_quote(char *out, size_t cap, const char *s);
@@ -185,7 +211,8 @@ char *sp_config_path_resolve(const char *dir, const char *name);
 
 /* Runs the checks that look across entries of a built config (duplicate names, ids and
  * listeners, ambiguous routes, window sizes, a backend's tls against its protocol, client
- * certificate and key as a pair), appending errors with lines from `lines`.
+ * certificate and key as a pair, default_upstream naming an upstream), appending errors with
+ * lines from `lines`.
  * Returns 0 when nothing was wrong, -EINVAL otherwise. */
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors);

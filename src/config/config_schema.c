@@ -31,7 +31,19 @@ static const cyaml_strval_t log_format_strings[] = {
 
 static const cyaml_strval_t strategy_strings[] = {
     {"round_robin", SP_LB_ROUND_ROBIN},
+    {"weighted_round_robin", SP_LB_WEIGHTED_ROUND_ROBIN},
     {"random", SP_LB_RANDOM},
+    {"least_conn", SP_LB_LEAST_CONN},
+    {"p2c", SP_LB_P2C},
+    {"ewma", SP_LB_EWMA},
+    {"rendezvous", SP_LB_RENDEZVOUS},
+};
+
+static const cyaml_strval_t hash_source_strings[] = {
+    {"source_ip", SP_HASH_SOURCE_IP},   {"header", SP_HASH_HEADER},
+    {"cookie", SP_HASH_COOKIE},         {"path", SP_HASH_PATH},
+    {"authority", SP_HASH_AUTHORITY},   {"query", SP_HASH_QUERY},
+    {"connection", SP_HASH_CONNECTION},
 };
 
 static const cyaml_strval_t protocol_strings[] = {
@@ -46,6 +58,7 @@ static const cyaml_schema_field_t log_fields[] = {
                          log_level_strings, CYAML_ARRAY_LEN(log_level_strings)),
     CYAML_FIELD_ENUM_PTR("format", OPT | CYAML_FLAG_STRICT, struct sp_raw_log, format,
                          log_format_strings, CYAML_ARRAY_LEN(log_format_strings)),
+    CYAML_FIELD_BOOL_PTR("access", OPT, struct sp_raw_log, access),
     CYAML_FIELD_END,
 };
 
@@ -141,11 +154,32 @@ static const cyaml_schema_field_t pool_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t hash_key_fields[] = {
+    CYAML_FIELD_ENUM("source", CYAML_FLAG_STRICT, struct sp_raw_hash_key, source,
+                     hash_source_strings, CYAML_ARRAY_LEN(hash_source_strings)),
+    CYAML_FIELD_STRING_PTR("name", OPT_PTR, struct sp_raw_hash_key, name, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_UINT_PTR("ipv4_prefix", OPT, struct sp_raw_hash_key, ipv4_prefix),
+    CYAML_FIELD_UINT_PTR("ipv6_prefix", OPT, struct sp_raw_hash_key, ipv6_prefix),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t sticky_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", OPT_PTR, struct sp_raw_sticky, name, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("secret", CYAML_FLAG_POINTER, struct sp_raw_sticky, secret, 0,
+                           CYAML_UNLIMITED),
+    CYAML_FIELD_UINT_PTR("max_age", OPT, struct sp_raw_sticky, max_age),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t upstream_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, struct sp_raw_upstream, name, 0,
                            CYAML_UNLIMITED),
     CYAML_FIELD_ENUM_PTR("strategy", OPT | CYAML_FLAG_STRICT, struct sp_raw_upstream, strategy,
                          strategy_strings, CYAML_ARRAY_LEN(strategy_strings)),
+    CYAML_FIELD_MAPPING_PTR("hash_key", OPT_PTR, struct sp_raw_upstream, hash_key, hash_key_fields),
+    CYAML_FIELD_MAPPING_PTR("sticky_cookie", OPT_PTR, struct sp_raw_upstream, sticky,
+                            sticky_fields),
+    CYAML_FIELD_UINT_PTR("slow_start_ms", OPT, struct sp_raw_upstream, slow_start_ms),
     CYAML_FIELD_SEQUENCE("routes", CYAML_FLAG_POINTER, struct sp_raw_upstream, routes, &route_entry,
                          1, CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("backends", CYAML_FLAG_POINTER, struct sp_raw_upstream, backends,
@@ -162,6 +196,8 @@ static const cyaml_schema_value_t upstream_entry = {
 static const cyaml_schema_field_t config_fields[] = {
     CYAML_FIELD_UINT_PTR("workers", OPT, struct sp_raw_config, workers),
     CYAML_FIELD_MAPPING_PTR("log", OPT_PTR, struct sp_raw_config, log, log_fields),
+    CYAML_FIELD_STRING_PTR("default_upstream", OPT_PTR, struct sp_raw_config, default_upstream, 0,
+                           CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER, struct sp_raw_config, listeners,
                          &listener_entry, 1, CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING_PTR("timeouts", OPT_PTR, struct sp_raw_config, timeouts, timeouts_fields),

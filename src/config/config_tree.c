@@ -1,7 +1,8 @@
 /* config_tree.c: checks the libyaml node tree of a config against the key table below, before
  * libcyaml sees it. libcyaml stops at the first problem and cannot say on which line it is, so
  * everything that can be decided from one node alone is decided here, with its line: unknown and
- * duplicate keys, wrong types, missing required keys, out-of-range numbers, malformed values.
+ * duplicate keys, wrong types, missing required keys, out-of-range numbers, malformed values,
+ * and rules between the keys of one mapping (a hash_key's name must suit its source).
  * The table must list the same keys as the libcyaml schema in config_schema.c. */
 #include "config/config_internal.h"
 
@@ -25,6 +26,11 @@ enum node_kind {
     KIND_STR,  /* any string that `check` accepts */
 };
 
+struct walk;
+
+/* Checks rules between the keys of one mapping, after each key was checked on its own. */
+typedef void (*map_check_fn)(struct walk *w, yaml_node_t *map);
+
 struct spec {
     const char *key;            /* mapping key; NULL ends a list of fields */
     enum node_kind kind;        /* what the value must be */
@@ -35,6 +41,7 @@ struct spec {
     const struct spec *fields;  /* KIND_MAP: accepted keys, NULL-key terminated */
     const struct spec *item;    /* KIND_SEQ: shape of each entry */
     sp_config_check_fn check;   /* KIND_STR: optional check of the value */
+    map_check_fn check_map;     /* KIND_MAP: optional check across its keys */
 };
 
 #define UINT_KEY(k, lo, hi)                                                                        \
@@ -48,12 +55,20 @@ struct spec {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const strategies[] = {"round_robin", "random", NULL};
+static const char *const strategies[] = {
+    "round_robin", "weighted_round_robin", "random", "least_conn", "p2c",
+    "ewma",        "rendezvous",           NULL,
+};
+/* The same names, in the same order, as hash_source_rules below. */
+static const char *const hash_sources[] = {
+    "source_ip", "header", "cookie", "path", "authority", "query", "connection", NULL,
+};
 static const char *const protocols[] = {"h3", "h2", "h2c", "http1", NULL};
 
 static const struct spec log_fields[] = {
     {.key = "level", .kind = KIND_ENUM, .choices = log_levels},
     {.key = "format", .kind = KIND_ENUM, .choices = log_formats},
+    {.key = "access", .kind = KIND_BOOL},
     {.key = NULL},
 };
 
@@ -119,12 +134,34 @@ static const struct spec pool_fields[] = {
     {.key = NULL},
 };
 
+static void check_hash_key(struct walk *w, yaml_node_t *map);
+static void check_upstream(struct walk *w, yaml_node_t *map);
+
+/* name, ipv4_prefix and ipv6_prefix depend on the source: see check_hash_key */
+static const struct spec hash_key_fields[] = {
+    {.key = "source", .kind = KIND_ENUM, .required = true, .choices = hash_sources},
+    STR_KEY("name", false, NULL),
+    UINT_KEY("ipv4_prefix", 1, 32),
+    UINT_KEY("ipv6_prefix", 1, 128),
+    {.key = NULL},
+};
+
+static const struct spec sticky_fields[] = {
+    STR_KEY("name", false, sp_config_check_cookie_name),
+    STR_KEY("secret", true, sp_config_check_secret),
+    UINT_KEY("max_age", 0, 31536000), /* one year */
+    {.key = NULL},
+};
+
 static const struct spec route_item = {.kind = KIND_MAP, .fields = route_fields};
 static const struct spec backend_item = {.kind = KIND_MAP, .fields = backend_fields};
 
 static const struct spec upstream_fields[] = {
     STR_KEY("name", true, sp_config_check_name),
     {.key = "strategy", .kind = KIND_ENUM, .choices = strategies},
+    {.key = "hash_key", .kind = KIND_MAP, .fields = hash_key_fields, .check_map = check_hash_key},
+    {.key = "sticky_cookie", .kind = KIND_MAP, .fields = sticky_fields},
+    UINT_KEY("slow_start_ms", 0, 3600000), /* one hour */
     {.key = "routes", .kind = KIND_SEQ, .required = true, .min = 1, .item = &route_item},
     {.key = "backends", .kind = KIND_SEQ, .required = true, .min = 1, .item = &backend_item},
     {.key = "tls", .kind = KIND_MAP, .fields = tls_fields},
@@ -133,11 +170,13 @@ static const struct spec upstream_fields[] = {
 };
 
 static const struct spec listener_item = {.kind = KIND_MAP, .fields = listener_fields};
-static const struct spec upstream_item = {.kind = KIND_MAP, .fields = upstream_fields};
+static const struct spec upstream_item = {
+    .kind = KIND_MAP, .fields = upstream_fields, .check_map = check_upstream};
 
 static const struct spec root_fields[] = {
     UINT_KEY("workers", 0, 256),
     {.key = "log", .kind = KIND_MAP, .fields = log_fields},
+    STR_KEY("default_upstream", false, sp_config_check_name), /* existence: config_validate.c */
     {.key = "listeners", .kind = KIND_SEQ, .required = true, .min = 1, .item = &listener_item},
     {.key = "timeouts", .kind = KIND_MAP, .fields = timeouts_fields},
     {.key = "limits", .kind = KIND_MAP, .fields = limits_fields},
@@ -321,6 +360,8 @@ static void walk_map(struct walk *w, const struct spec *s, yaml_node_t *node)
         walk_error(w, node_line(node), sp_config_strf("required key missing"));
         path_pop(w, old);
     }
+    if (s->check_map != NULL)
+        s->check_map(w, node);
 }
 
 static void walk_seq(struct walk *w, const struct spec *s, yaml_node_t *node)
@@ -498,6 +539,125 @@ static void walk_node(struct walk *w, const struct spec *s, yaml_node_t *node)
         walk_scalar(w, s, node);
         break;
     }
+}
+
+/* ---- rules between the keys of one mapping (spec.check_map) ----
+ * These run after every key of the mapping was checked on its own, and stay silent about a value
+ * that already failed there, so that one mistake gives one error. */
+
+/* Finds `key` in a mapping: returns its value node and, when ret_key is not NULL, its key node
+ * in *ret_key; NULL when absent. The first occurrence wins (a repeat is already an error). */
+static yaml_node_t *map_get(struct walk *w, yaml_node_t *map, const char *key,
+                            yaml_node_t **ret_key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+
+        if (k == NULL || k->type != YAML_SCALAR_NODE || strcmp(scalar_text(k), key) != 0)
+            continue;
+        if (ret_key != NULL)
+            *ret_key = k;
+        return yaml_document_get_node(w->doc, p->value);
+    }
+    return NULL;
+}
+
+/* True for a scalar that passed walk_scalar's generic checks (not null, no NUL bytes). */
+static bool usable_scalar(const yaml_node_t *node)
+{
+    return node != NULL && node->type == YAML_SCALAR_NODE && !is_null(node) &&
+           strlen(scalar_text(node)) == node->data.scalar.length;
+}
+
+/* Adds an error about `key`, a key of the mapping at the current path. Takes `message`. */
+static void key_error(struct walk *w, const char *key, unsigned line, char *message)
+{
+    size_t old = path_push(w, key, 0);
+
+    walk_error(w, line, message);
+    path_pop(w, old);
+}
+
+/* What each hash_key source takes besides itself, in the order of hash_sources. */
+struct hash_source_rule {
+    const char *source;            /* as written in the config */
+    const char *name_of;           /* what `name` names; NULL: the source takes no name */
+    sp_config_check_fn check_name; /* check of `name`; set exactly when name_of is */
+};
+
+static const struct hash_source_rule hash_source_rules[] = {
+    {"source_ip", NULL, NULL},
+    {"header", "header", sp_config_check_header_name},
+    {"cookie", "cookie", sp_config_check_cookie_name},
+    {"path", NULL, NULL},
+    {"authority", NULL, NULL},
+    {"query", "query parameter", sp_config_check_query_name},
+    {"connection", NULL, NULL},
+};
+
+static const struct hash_source_rule *find_hash_source(const yaml_node_t *node)
+{
+    if (!usable_scalar(node))
+        return NULL;
+    for (size_t i = 0; i < SP_ARRAY_LEN(hash_source_rules); i++) {
+        if (strcmp(hash_source_rules[i].source, scalar_text(node)) == 0)
+            return &hash_source_rules[i];
+    }
+    return NULL;
+}
+
+/* hash_key.name is required by the sources that look something up by name and refused by the
+ * others; prefixes only apply to source_ip. */
+static void check_hash_key(struct walk *w, yaml_node_t *map)
+{
+    static const char *const prefixes[] = {"ipv4_prefix", "ipv6_prefix"};
+    const struct hash_source_rule *rule = find_hash_source(map_get(w, map, "source", NULL));
+    yaml_node_t *key = NULL;
+    yaml_node_t *name = map_get(w, map, "name", &key);
+    char *msg;
+
+    if (rule == NULL)
+        return; /* missing or unknown source: already reported */
+    if (rule->name_of != NULL && name == NULL)
+        key_error(w, "name", node_line(map),
+                  sp_config_strf("required key missing: source %s needs the name of the %s",
+                                 rule->source, rule->name_of));
+    if (rule->name_of == NULL && name != NULL)
+        key_error(w, "name", node_line(key),
+                  sp_config_strf("not allowed with source %s: only header, cookie and query "
+                                 "take a name",
+                                 rule->source));
+    if (rule->check_name != NULL && usable_scalar(name)) {
+        msg = rule->check_name(&w->ctx, scalar_text(name));
+        if (msg != NULL)
+            key_error(w, "name", node_line(name), msg);
+    }
+    for (size_t i = 0; i < SP_ARRAY_LEN(prefixes); i++) {
+        if (strcmp(rule->source, "source_ip") == 0 || map_get(w, map, prefixes[i], &key) == NULL)
+            continue;
+        key_error(w, prefixes[i], node_line(key),
+                  sp_config_strf("not allowed with source %s: only source_ip takes a prefix",
+                                 rule->source));
+    }
+}
+
+/* Rendezvous hashing has nothing to hash without a key, and only rendezvous hashes: a hash_key
+ * under another strategy would be a setting that does nothing. */
+static void check_upstream(struct walk *w, yaml_node_t *map)
+{
+    yaml_node_t *strategy = map_get(w, map, "strategy", NULL);
+    yaml_node_t *hash_key_key = NULL;
+    yaml_node_t *hash_key = map_get(w, map, "hash_key", &hash_key_key);
+    bool rendezvous = usable_scalar(strategy) && strcmp(scalar_text(strategy), "rendezvous") == 0;
+
+    if (rendezvous && hash_key == NULL)
+        key_error(w, "strategy", node_line(strategy),
+                  sp_config_strf("strategy rendezvous needs hash_key"));
+    if (!rendezvous && hash_key != NULL && (strategy == NULL || usable_scalar(strategy)))
+        key_error(w, "hash_key", node_line(hash_key_key),
+                  sp_config_strf("only strategy rendezvous uses hash_key (strategy is %s)",
+                                 strategy != NULL ? scalar_text(strategy) : "round_robin"));
 }
 
 int sp_config_tree_check(yaml_document_t *doc, const char *file, const char *dir,

@@ -1,5 +1,6 @@
-/* config_validate.c: checks of single values (addresses, names, hosts, files) used by the tree
- * walk, and the checks across entries of a built config (duplicates, ambiguous routes). */
+/* config_validate.c: checks of single values (addresses, names, hosts, files, header and cookie
+ * names, secrets) used by the tree walk, and the checks across entries of a built config
+ * (duplicates, ambiguous routes, references to upstreams). */
 #include "config/config_internal.h"
 
 #include <arpa/inet.h>
@@ -290,6 +291,83 @@ char *sp_config_check_server_name(const struct sp_config_check_ctx *ctx, const c
         return NULL;
     return sp_config_strf("invalid server name %s: expected a DNS name like \"backend.internal\"",
                           sp_config_quote(q, sizeof(q), value));
+}
+
+/* RFC 9110 §5.6.2: a token is letters, digits and these; RFC 6265 §4.1.1 cookie-name is the
+ * same set (RFC 2616 token) */
+static const char tchar_symbols[] = "!#$%&'*+-.^_`|~";
+
+static bool is_token(const char *s)
+{
+    if (s[0] == '\0')
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        char c = *p;
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+        if (!alnum && strchr(tchar_symbols, c) == NULL)
+            return false;
+    }
+    return true;
+}
+
+char *sp_config_check_header_name(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (is_token(value))
+        return NULL;
+    return sp_config_strf("invalid header name %s: use only letters, digits and %s (RFC 9110 "
+                          "token)",
+                          sp_config_quote(q, sizeof(q), value), tchar_symbols);
+}
+
+char *sp_config_check_cookie_name(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (is_token(value))
+        return NULL;
+    return sp_config_strf("invalid cookie name %s: use only letters, digits and %s (RFC 6265 "
+                          "token)",
+                          sp_config_quote(q, sizeof(q), value), tchar_symbols);
+}
+
+char *sp_config_check_query_name(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '\0') {
+        const char *p = value;
+
+        /* "&" and "=" delimit parameters and "#" ends the query, so no raw query could contain
+         * a name with them; neither can it contain spaces or control characters */
+        for (; *p != '\0'; p++) {
+            unsigned char c = (unsigned char)*p;
+
+            if (c <= 0x20 || c == 0x7f || c == '&' || c == '=' || c == '#')
+                break;
+        }
+        if (*p == '\0')
+            return NULL;
+    }
+    return sp_config_strf("invalid query parameter name %s: must not be empty or contain \"&\", "
+                          "\"=\", \"#\", spaces or control characters",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+char *sp_config_check_secret(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    size_t n = strlen(value);
+
+    (void)ctx;
+    if (n >= SP_CONFIG_SECRET_MIN_BYTES)
+        return NULL;
+    /* never echo a secret, not even a bad one */
+    return sp_config_strf("must be at least %d bytes long, got %zu", SP_CONFIG_SECRET_MIN_BYTES, n);
 }
 
 /* ---- checks across entries ---- */
@@ -624,6 +702,20 @@ static int check_client_cert(const struct sp_config *c, const struct sp_config_l
     return rv;
 }
 
+static int check_default_upstream(const struct sp_config *c, const struct sp_config_lines *lines,
+                                  struct sp_config_errors *errors)
+{
+    if (c->default_upstream == NULL)
+        return 0;
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        if (strcmp(c->upstreams[u].name, c->default_upstream) == 0)
+            return 0;
+    }
+    cross_error(errors, c, lines, "default_upstream",
+                sp_config_strf("no upstream is named \"%s\"", c->default_upstream));
+    return -EINVAL;
+}
+
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors)
 {
@@ -644,6 +736,8 @@ int sp_config_cross_check(const struct sp_config *config, const struct sp_config
     if (check_backend_tls(config, lines, errors) < 0)
         rv = -EINVAL;
     if (check_client_cert(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_default_upstream(config, lines, errors) < 0)
         rv = -EINVAL;
     return rv;
 }

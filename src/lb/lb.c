@@ -44,7 +44,19 @@ static const struct sp_lb_ops *const strategies[] = {
 static const char *const kind_names[] = {
     [SP_LB_ROUND_ROBIN] = "round_robin",
     [SP_LB_RANDOM] = "random",
+    [SP_LB_WEIGHTED_ROUND_ROBIN] = "weighted_round_robin",
+    [SP_LB_LEAST_CONN] = "least_conn",
+    [SP_LB_P2C] = "p2c",
+    [SP_LB_EWMA] = "ewma",
+    [SP_LB_RENDEZVOUS] = "rendezvous",
 };
+
+const char *sp_lb_kind_name(enum sp_lb_kind kind)
+{
+    if ((size_t)kind >= SP_ARRAY_LEN(kind_names))
+        return NULL;
+    return kind_names[kind];
+}
 
 const struct sp_lb_ops *sp_lb_ops_by_name(const char *name)
 {

@@ -69,6 +69,9 @@ extern const struct sp_lb_ops sp_lb_rendezvous_ops;
  * static. Config validation can use it to reject an unknown strategy name. Any thread. */
 const struct sp_lb_ops *sp_lb_ops_by_name(const char *name);
 
+/* The strategy name for a config kind ("round_robin", ...), or NULL. Any thread. */
+const char *sp_lb_kind_name(enum sp_lb_kind kind);
+
 /* Creates a balancer running strategy `name` for an upstream with nbackends backends.
  * params: borrowed for the call; NULL means all defaults.
  * ids: borrowed for the call; ids[i] is backend i's config id, hashed into a stable identity for

@@ -3,7 +3,9 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/headers.h"
+#include "lb/affinity.h"
 #include "lb/lb.h"
+#include "lb/sticky.h"
 #include "proxy/router.h"
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
@@ -22,6 +24,8 @@ struct upstream_rt {
     struct sp_pool *pool;                /* owned */
     struct sp_lb *lb;                    /* owned */
     struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
+    const char **ids;                    /* owned array of borrowed backend ids */
+    struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
 };
 
 struct sp_proxy {
@@ -33,6 +37,7 @@ struct sp_proxy {
     size_t nups;
     struct sp_h3_handler handler;
     char alt_svc[64]; /* alt-svc value, empty when disabled */
+    int default_up;   /* upstream for unrouted requests, -1 = answer 404 */
     size_t inflight;
 };
 
@@ -51,6 +56,9 @@ struct req {
     uint64_t body_bytes;             /* request body bytes received */
     const char *cause;               /* static; "-" when fine */
     char *xff, *via;                 /* owned; built header values */
+    char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
+    struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
+    sp_time_t submit_ns;             /* when the current try was sent to the backend */
     char *method, *authority, *path; /* owned copies for the access log */
     char request_id[129];
     char client_ip[INET6_ADDRSTRLEN];
@@ -69,6 +77,7 @@ static void req_free(void *arg)
     sp_bodybuf_fini(&r->pending);
     free(r->xff);
     free(r->via);
+    free(r->set_cookie);
     free(r->method);
     free(r->authority);
     free(r->path);
@@ -105,7 +114,8 @@ static void maybe_finish(struct req *r)
     ev_timer_stop(r->px->loop, &r->timer);
     if (r->status == 0)
         r->status = 499; /* client went away before any response */
-    access_log(r);
+    if (r->px->cfg->access_log)
+        access_log(r);
     r->px->inflight--;
     sp_defer_add(r->px->defer, req_free, r);
 }
@@ -150,8 +160,12 @@ static void respond_error(struct req *r, unsigned status, const char *cause)
     r->resp_done = true;
 }
 
+static void report_latency(struct req *r, bool ok);
+
 static void fail_request(struct req *r, unsigned status, const char *cause)
 {
+    if (status >= 500)
+        report_latency(r, false);
     if (sp_log_enabled(SP_LOG_LEVEL_WARN) && status >= 500) {
         const char *beid = r->be >= 0 ? r->px->ups[r->up].conf->backends[r->be].id : "-";
 
@@ -243,6 +257,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
         return;
     }
     r->counted = true;
+    r->submit_ns = sp_time_now();
     sp_pool_request_started(r->px->ups[r->up].pool, (size_t)r->be);
     /* Body bytes that arrived while we waited for a stream: hand them over once. */
     while ((n = sp_bodybuf_peek(&r->pending, v, SP_ARRAY_LEN(v))) > 0) {
@@ -293,6 +308,110 @@ static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
     fail_request(r, 502, cause);
 }
 
+/* The request as the affinity code sees it. fields must hold the request's field count. */
+static void lb_request(const struct req *r, struct sp_lb_request *lr, struct sp_lb_field *fields)
+{
+    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
+
+    for (size_t i = 0; i < in->count; i++) {
+        fields[i].name = in->items[i].name;
+        fields[i].name_len = in->items[i].name_len;
+        fields[i].value = in->items[i].value;
+        fields[i].value_len = in->items[i].value_len;
+    }
+    lr->client = (const struct sockaddr *)&sp_h3_conn_quic(r->conn)->remote;
+    lr->fields = fields;
+    lr->fields_count = in->count;
+    lr->path = (const uint8_t *)r->path;
+    lr->path_len = r->path != NULL ? strlen(r->path) : 0;
+    lr->authority = (const uint8_t *)r->authority;
+    lr->authority_len = r->authority != NULL ? strlen(r->authority) : 0;
+}
+
+/* Writes the request's hash key (hash_key config) to key; returns its length, 0 for none. */
+static size_t hash_key(const struct req *r, const struct sp_lb_request *lr, uint8_t *key,
+                       size_t cap)
+{
+    static const enum sp_lb_key_kind kinds[] = {
+        [SP_HASH_SOURCE_IP] = SP_LB_KEY_SOURCE_IP, [SP_HASH_HEADER] = SP_LB_KEY_HEADER,
+        [SP_HASH_COOKIE] = SP_LB_KEY_COOKIE,       [SP_HASH_PATH] = SP_LB_KEY_PATH,
+        [SP_HASH_AUTHORITY] = SP_LB_KEY_AUTHORITY, [SP_HASH_QUERY] = SP_LB_KEY_QUERY,
+    };
+    const struct sp_hash_key_conf *hk = &r->px->ups[r->up].conf->hash_key;
+    struct sp_lb_key_spec spec;
+    size_t len;
+
+    if (hk->source == SP_HASH_NONE)
+        return 0;
+    if (hk->source == SP_HASH_CONNECTION) {
+        /* The client's original DCID: stable for the connection's life, even across migration. */
+        const ngtcp2_cid *cid = &sp_h3_conn_quic(r->conn)->odcid;
+
+        len = SP_MIN(cid->datalen, cap);
+        memcpy(key, cid->data, len);
+        return len;
+    }
+    spec.kind = kinds[hk->source];
+    spec.name = hk->name;
+    spec.ipv4_prefix_len = hk->ipv4_prefix;
+    spec.ipv6_prefix_len = hk->ipv6_prefix;
+    return sp_lb_affinity_key(&spec, lr, key, cap, &len) == 0 ? len : 0;
+}
+
+/* Remembers the sticky cookie to set for backend idx (a pick the cookie did not decide). */
+static void sticky_issue(struct req *r, const struct upstream_rt *u, size_t idx)
+{
+    const struct sp_sticky_conf *sc = &u->conf->sticky;
+    char value[SP_LB_STICKY_VALUE_LEN(SP_LB_STICKY_ID_MAX)];
+    char buf[sizeof(value) + 160];
+    size_t vlen;
+
+    if (sp_lb_sticky_encode(&u->sticky_key, u->ids[idx], value, sizeof(value), &vlen) != 0)
+        return;
+    /* RFC 6265 §4.1: Secure (we only speak HTTPS), HttpOnly, scoped to the whole site. */
+    if (sc->max_age_s > 0)
+        snprintf(buf, sizeof(buf), "%s=%.*s; Path=/; Max-Age=%llu; Secure; HttpOnly; SameSite=Lax",
+                 sc->cookie_name, (int)vlen, value, (unsigned long long)sc->max_age_s);
+    else
+        snprintf(buf, sizeof(buf), "%s=%.*s; Path=/; Secure; HttpOnly; SameSite=Lax",
+                 sc->cookie_name, (int)vlen, value);
+    free(r->set_cookie);
+    r->set_cookie = sp_xstrdup(buf);
+}
+
+/* Picks a backend: sticky cookie first, then the hash key, then the strategy alone. */
+static int choose_backend(struct req *r, struct upstream_rt *u, sp_time_t now, size_t *ret)
+{
+    const struct sp_upstream_conf *uc = u->conf;
+    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
+    struct sp_lb_field *fields = sp_xmalloc((in->count + 1) * sizeof(*fields));
+    size_t n = uc->backends_count;
+    struct sp_lb_request lr;
+    uint8_t key[256];
+    size_t klen;
+    int rv;
+
+    lb_request(r, &lr, fields);
+    if (uc->sticky.enabled) {
+        const uint8_t *v = NULL;
+        size_t vlen = 0;
+        bool pinned = false;
+
+        (void)sp_lb_cookie_find(&lr, (const uint8_t *)uc->sticky.cookie_name,
+                                strlen(uc->sticky.cookie_name), &v, &vlen);
+        rv = sp_lb_sticky_pick(u->lb, u->view, u->ids, n, &u->sticky_key, (const char *)v, vlen,
+                               now, ret, &pinned);
+        if (rv == 0 && !pinned)
+            sticky_issue(r, u, *ret);
+    } else if ((klen = hash_key(r, &lr, key, sizeof(key))) > 0) {
+        rv = sp_lb_pick_key(u->lb, u->view, n, key, klen, now, ret);
+    } else {
+        rv = sp_lb_pick(u->lb, u->view, n, now, ret);
+    }
+    free(fields);
+    return rv;
+}
+
 static void pick_and_acquire(struct req *r)
 {
     struct upstream_rt *u = &r->px->ups[r->up];
@@ -309,7 +428,7 @@ static void pick_and_acquire(struct req *r)
         u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
         u->view[i].inflight = st.inflight;
     }
-    if (sp_lb_pick(u->lb, u->view, u->conf->backends_count, now, &idx) != 0) {
+    if (choose_backend(r, u, now, &idx) != 0) {
         fail_request(r, 503, "no_backend");
         return;
     }
@@ -412,6 +531,17 @@ static const struct sp_h3_stream_ops client_stream_ops = {
 
 /* ---- upstream stream callbacks ----------------------------------------------------------- */
 
+/* Feeds the balancer (p2c/ewma) the time to response headers, or a failure. */
+static void report_latency(struct req *r, bool ok)
+{
+    sp_time_t now = sp_time_now();
+
+    if (r->be < 0 || r->submit_ns == 0)
+        return;
+    sp_lb_report(r->px->ups[r->up].lb, (size_t)r->be, now - r->submit_ns, ok, now);
+    r->submit_ns = 0;
+}
+
 static void us_on_headers(struct sp_ustream *s, void *user)
 {
     struct req *r = req_of(user);
@@ -422,7 +552,7 @@ static void us_on_headers(struct sp_ustream *s, void *user)
     ev_timer_stop(r->px->loop, &r->timer);
     if (r->cs == NULL || r->resp_started)
         return;
-    out = sp_xmalloc((in->count + 1) * sizeof(*out));
+    out = sp_xmalloc((in->count + 2) * sizeof(*out));
     for (size_t i = 0; i < in->count; i++) {
         const struct sp_field *f = &in->items[i];
 
@@ -433,7 +563,10 @@ static void us_on_headers(struct sp_ustream *s, void *user)
     }
     if (r->px->alt_svc[0] != '\0')
         out[n++] = sp_field_str("alt-svc", r->px->alt_svc);
+    if (r->set_cookie != NULL)
+        out[n++] = sp_field_str("set-cookie", r->set_cookie);
     r->status = sp_ustream_status(s);
+    report_latency(r, r->status < 500);
     r->resp_started = true;
     if (sp_h3_stream_respond(r->cs, r->status, out, n, true) != 0)
         fail_request(r, 502, "protocol");
@@ -541,6 +674,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
 
     r->px = px;
     r->cs = s;
+    r->conn = c;
     r->be = -1;
     r->cause = "-";
     r->start_ns = sp_time_now();
@@ -562,6 +696,8 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     up = sp_router_match(px->router, str_or_dash(r->authority), strlen(str_or_dash(r->authority)),
                          str_or_dash(r->path), strlen(str_or_dash(r->path)), str_or_dash(r->method),
                          strlen(str_or_dash(r->method)));
+    if (up < 0)
+        up = px->default_up;
     if (up < 0) {
         fail_request(r, 404, "no_route");
         return;
@@ -579,6 +715,7 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
                  struct sp_tls_client *const *tls, struct sp_proxy **ret)
 {
     struct sp_proxy *px = sp_xcalloc(1, sizeof(*px));
+    struct sp_lb_params lbp = {0};
     int rv;
 
     px->loop = loop;
@@ -589,6 +726,11 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
     if (cfg->listeners_count > 0 && cfg->listeners[0].alt_svc_max_age_s > 0)
         snprintf(px->alt_svc, sizeof(px->alt_svc), "h3=\":%u\"; ma=%u", cfg->listeners[0].port,
                  cfg->listeners[0].alt_svc_max_age_s);
+    px->default_up = -1;
+    for (size_t i = 0; cfg->default_upstream != NULL && i < cfg->upstreams_count; i++) {
+        if (strcmp(cfg->upstreams[i].name, cfg->default_upstream) == 0)
+            px->default_up = (int)i;
+    }
     rv = sp_router_new(cfg, &px->router);
     if (rv != 0)
         goto out_free;
@@ -599,7 +741,16 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
 
         u->conf = &cfg->upstreams[i];
         u->view = sp_xcalloc(u->conf->backends_count, sizeof(*u->view));
-        rv = sp_lb_new(u->conf->strategy, u->conf->backends_count, &u->lb);
+        u->ids = sp_xcalloc(u->conf->backends_count, sizeof(*u->ids));
+        for (size_t b = 0; b < u->conf->backends_count; b++)
+            u->ids[b] = u->conf->backends[b].id;
+        if (u->conf->sticky.enabled) {
+            u->sticky_key.bytes = (const uint8_t *)u->conf->sticky.secret;
+            u->sticky_key.len = strlen(u->conf->sticky.secret);
+        }
+        lbp.slow_start_ns = u->conf->slow_start_ms * SP_MS;
+        rv = sp_lb_new_by_name(sp_lb_kind_name(u->conf->strategy), &lbp, u->ids,
+                               u->conf->backends_count, &u->lb);
         if (rv == 0)
             rv = sp_pool_new(loop, defer, u->conf, &cfg->timeouts, &cfg->limits, tls[i], &u->pool);
         if (rv != 0)
@@ -637,6 +788,7 @@ void sp_proxy_free(struct sp_proxy *px)
         sp_pool_free(px->ups[i].pool);
         sp_lb_free(px->ups[i].lb);
         free(px->ups[i].view);
+        free(px->ups[i].ids);
     }
     free(px->ups);
     sp_router_free(px->router);

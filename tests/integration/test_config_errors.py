@@ -37,6 +37,13 @@ upstreams:
 
 VALID = LISTENER + UPSTREAM
 
+SECRET = "0123456789abcdef"  # the shortest sticky cookie secret accepted (16 bytes)
+
+
+def with_upstream(lines):
+    """VALID with `lines` added to upstreams[0] right after its name (so they start on line 8)."""
+    return VALID.replace("  - name: app\n", "  - name: app\n" + lines)
+
 
 def write_config(tmp_path, text, name="spooky.yaml"):
     (tmp_path / "server.crt").write_text("placeholder certificate\n")
@@ -109,8 +116,63 @@ BAD = [
      VALID + "    tls:\n      client_cert: server.crt\n      client_key: /nonexistent/k.pem\n",
      ['{f}:16: upstreams[0].tls.client_key: cannot read "/nonexistent/k.pem": No such file or '
       "directory"]),
-    ("strategy_unknown", VALID.replace("  - name: app\n", "  - name: app\n    strategy: ewma\n"),
-     ['{f}:8: upstreams[0].strategy: unknown value "ewma": expected one of round_robin, random']),
+    ("strategy_unknown", with_upstream("    strategy: fastest\n"),
+     ['{f}:8: upstreams[0].strategy: unknown value "fastest": expected one of round_robin, '
+      "weighted_round_robin, random, least_conn, p2c, ewma, rendezvous"]),
+    ("rendezvous_without_hash_key", with_upstream("    strategy: rendezvous\n"),
+     ["{f}:8: upstreams[0].strategy: strategy rendezvous needs hash_key"]),
+    ("hash_key_source_unknown",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: ip\n"),
+     ['{f}:10: upstreams[0].hash_key.source: unknown value "ip": expected one of source_ip, '
+      "header, cookie, path, authority, query, connection"]),
+    ("hash_key_header_without_name",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: header\n"),
+     ["{f}:10: upstreams[0].hash_key.name: required key missing: source header needs the name "
+      "of the header"]),
+    ("hash_key_name_with_path",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: path\n      name: x\n"),
+     ["{f}:11: upstreams[0].hash_key.name: not allowed with source path: only header, cookie and "
+      "query take a name"]),
+    ("hash_key_bad_header_name",
+     with_upstream('    strategy: rendezvous\n    hash_key:\n      source: header\n'
+                   '      name: "X User"\n'),
+     ['{f}:11: upstreams[0].hash_key.name: invalid header name "X User": use only letters, '
+      "digits and !#$%&'*+-.^_`|~ (RFC 9110 token)"]),
+    ("hash_key_prefix_with_cookie",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: cookie\n"
+                   "      name: sid\n      ipv4_prefix: 24\n"),
+     ["{f}:12: upstreams[0].hash_key.ipv4_prefix: not allowed with source cookie: only source_ip "
+      "takes a prefix"]),
+    ("hash_key_prefix_out_of_range",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: source_ip\n"
+                   "      ipv6_prefix: 129\n"),
+     ["{f}:11: upstreams[0].hash_key.ipv6_prefix: must be between 1 and 128, got 129"]),
+    # only rendezvous hashes: a hash_key under any other strategy, the default included, is an error
+    ("hash_key_without_rendezvous",
+     with_upstream("    strategy: p2c\n    hash_key:\n      source: cookie\n      name: sid\n"),
+     ["{f}:9: upstreams[0].hash_key: only strategy rendezvous uses hash_key (strategy is p2c)"]),
+    ("hash_key_without_strategy", with_upstream("    hash_key:\n      source: path\n"),
+     ["{f}:8: upstreams[0].hash_key: only strategy rendezvous uses hash_key (strategy is "
+      "round_robin)"]),
+    ("sticky_secret_missing", with_upstream("    sticky_cookie:\n      name: lb\n"),
+     ["{f}:9: upstreams[0].sticky_cookie.secret: required key missing"]),
+    # the secret itself must never be printed
+    ("sticky_secret_too_short", with_upstream("    sticky_cookie:\n      secret: hunter2\n"),
+     ["{f}:9: upstreams[0].sticky_cookie.secret: must be at least 16 bytes long, got 7"]),
+    ("sticky_bad_cookie_name",
+     with_upstream('    sticky_cookie:\n      name: "a;b"\n      secret: ' + SECRET + "\n"),
+     ['{f}:9: upstreams[0].sticky_cookie.name: invalid cookie name "a;b": use only letters, '
+      "digits and !#$%&'*+-.^_`|~ (RFC 6265 token)"]),
+    ("sticky_max_age_out_of_range",
+     with_upstream("    sticky_cookie:\n      secret: " + SECRET + "\n      max_age: 31536001\n"),
+     ["{f}:10: upstreams[0].sticky_cookie.max_age: must be between 0 and 31536000, got "
+      "31536001"]),
+    ("slow_start_out_of_range", with_upstream("    slow_start_ms: 3600001\n"),
+     ["{f}:8: upstreams[0].slow_start_ms: must be between 0 and 3600000, got 3600001"]),
+    ("default_upstream_unknown", "default_upstream: webb\n" + VALID,
+     ['{f}:1: default_upstream: no upstream is named "webb"']),
+    ("log_access_not_bool", "log:\n  access: sometimes\n" + VALID,
+     ['{f}:2: log.access: expected true or false, got "sometimes"']),
     ("route_prefix_without_slash", VALID.replace("path_prefix: /", "path_prefix: api"),
      ['{f}:9: upstreams[0].routes[0].path_prefix: must start with "/", got "api"']),
     ("tls_verify_not_bool", VALID + "    tls:\n      verify: maybe\n",
@@ -182,6 +244,32 @@ GOOD = [
 
 @pytest.mark.parametrize("text", [c[1] for c in GOOD], ids=[c[0] for c in GOOD])
 def test_good_backend_protocol_and_tls_configs_pass(tmp_path, text):
+    path = write_config(tmp_path, text)
+    code, lines = check(path)
+    assert (code, lines) == (0, [f"spooky: configuration {path} ok"])
+
+
+GOOD_BALANCING = [
+    ("strategy_" + name, with_upstream(f"    strategy: {name}\n"))
+    for name in ("round_robin", "weighted_round_robin", "random", "least_conn", "p2c", "ewma")
+] + [
+    ("rendezvous_source_ip",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: source_ip\n"
+                   "      ipv4_prefix: 24\n      ipv6_prefix: 48\n")),
+    ("rendezvous_header_and_sticky_cookie",
+     with_upstream("    strategy: rendezvous\n    hash_key:\n      source: header\n"
+                   "      name: X-User\n    sticky_cookie:\n      name: lb\n"
+                   "      secret: " + SECRET + "\n      max_age: 3600\n")),
+    ("sticky_cookie_defaults_and_slow_start",
+     with_upstream("    sticky_cookie:\n      secret: " + SECRET + "\n    slow_start_ms: 10000\n")),
+    ("default_upstream_and_access_log_off",
+     "log:\n  access: false\ndefault_upstream: app\n" + VALID),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in GOOD_BALANCING],
+                         ids=[c[0] for c in GOOD_BALANCING])
+def test_good_balancing_configs_pass(tmp_path, text):
     path = write_config(tmp_path, text)
     code, lines = check(path)
     assert (code, lines) == (0, [f"spooky: configuration {path} ok"])
