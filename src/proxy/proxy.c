@@ -1,11 +1,10 @@
 #include "proxy/proxy.h"
+#include "proxy/proxy_internal.h"
 #include "core/bodybuf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/headers.h"
-#include "lb/affinity.h"
 #include "lb/lb.h"
-#include "lb/sticky.h"
 #include "proxy/router.h"
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
@@ -15,55 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Extra fields spooky adds to a forwarded request. */
-#define ADDED_FIELDS 4
-
-struct upstream_rt {
-    const struct sp_upstream_conf *conf; /* borrowed */
-    struct sp_pool *pool;                /* owned */
-    struct sp_lb *lb;                    /* owned */
-    struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
-    const char **ids;                    /* owned array of borrowed backend ids */
-    struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
-};
-
-struct sp_proxy {
-    struct ev_loop *loop;        /* borrowed */
-    struct sp_defer *defer;      /* borrowed */
-    const struct sp_config *cfg; /* borrowed */
-    struct sp_router *router;    /* owned */
-    struct upstream_rt *ups;     /* owned array, one per upstream */
-    size_t nups;
-    struct sp_h3_handler handler;
-    char alt_svc[64]; /* alt-svc value, empty when disabled */
-    int default_up;   /* upstream for unrouted requests, -1 = answer 404 */
-    size_t inflight;
-};
-
-struct req {
-    struct sp_proxy *px;          /* borrowed */
-    struct sp_h3_stream *cs;      /* borrowed; client stream, NULL once closed */
-    struct sp_ustream us;         /* the backend request; us.impl NULL until submitted/closed */
-    struct sp_pool_waiter waiter; /* queued for a stream */
-    ev_timer timer;               /* response timeout */
-    struct sp_bodybuf pending;    /* request body received before the upstream stream */
-    size_t up;                    /* upstream index, valid when routed */
-    ssize_t be;                   /* backend index or -1 */
-    bool routed, req_done, resp_started, resp_done, counted, finished;
-    unsigned status;                 /* status sent to the client */
-    unsigned tries;                  /* backends tried */
-    uint64_t body_bytes;             /* request body bytes received */
-    const char *cause;               /* static; "-" when fine */
-    char *xff, *via;                 /* owned; built header values */
-    char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
-    struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
-    sp_time_t submit_ns;             /* when the current try was sent to the backend */
-    char *method, *authority, *path; /* owned copies for the access log */
-    char request_id[129];
-    char client_ip[INET6_ADDRSTRLEN];
-    sp_time_t start_ns;
-};
 
 static const struct sp_h3_stream_ops client_stream_ops;
 static const struct sp_ustream_cbs upstream_cbs;
@@ -308,110 +258,6 @@ static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
     fail_request(r, 502, cause);
 }
 
-/* The request as the affinity code sees it. fields must hold the request's field count. */
-static void lb_request(const struct req *r, struct sp_lb_request *lr, struct sp_lb_field *fields)
-{
-    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
-
-    for (size_t i = 0; i < in->count; i++) {
-        fields[i].name = in->items[i].name;
-        fields[i].name_len = in->items[i].name_len;
-        fields[i].value = in->items[i].value;
-        fields[i].value_len = in->items[i].value_len;
-    }
-    lr->client = (const struct sockaddr *)&sp_h3_conn_quic(r->conn)->remote;
-    lr->fields = fields;
-    lr->fields_count = in->count;
-    lr->path = (const uint8_t *)r->path;
-    lr->path_len = r->path != NULL ? strlen(r->path) : 0;
-    lr->authority = (const uint8_t *)r->authority;
-    lr->authority_len = r->authority != NULL ? strlen(r->authority) : 0;
-}
-
-/* Writes the request's hash key (hash_key config) to key; returns its length, 0 for none. */
-static size_t hash_key(const struct req *r, const struct sp_lb_request *lr, uint8_t *key,
-                       size_t cap)
-{
-    static const enum sp_lb_key_kind kinds[] = {
-        [SP_HASH_SOURCE_IP] = SP_LB_KEY_SOURCE_IP, [SP_HASH_HEADER] = SP_LB_KEY_HEADER,
-        [SP_HASH_COOKIE] = SP_LB_KEY_COOKIE,       [SP_HASH_PATH] = SP_LB_KEY_PATH,
-        [SP_HASH_AUTHORITY] = SP_LB_KEY_AUTHORITY, [SP_HASH_QUERY] = SP_LB_KEY_QUERY,
-    };
-    const struct sp_hash_key_conf *hk = &r->px->ups[r->up].conf->hash_key;
-    struct sp_lb_key_spec spec;
-    size_t len;
-
-    if (hk->source == SP_HASH_NONE)
-        return 0;
-    if (hk->source == SP_HASH_CONNECTION) {
-        /* The client's original DCID: stable for the connection's life, even across migration. */
-        const ngtcp2_cid *cid = &sp_h3_conn_quic(r->conn)->odcid;
-
-        len = SP_MIN(cid->datalen, cap);
-        memcpy(key, cid->data, len);
-        return len;
-    }
-    spec.kind = kinds[hk->source];
-    spec.name = hk->name;
-    spec.ipv4_prefix_len = hk->ipv4_prefix;
-    spec.ipv6_prefix_len = hk->ipv6_prefix;
-    return sp_lb_affinity_key(&spec, lr, key, cap, &len) == 0 ? len : 0;
-}
-
-/* Remembers the sticky cookie to set for backend idx (a pick the cookie did not decide). */
-static void sticky_issue(struct req *r, const struct upstream_rt *u, size_t idx)
-{
-    const struct sp_sticky_conf *sc = &u->conf->sticky;
-    char value[SP_LB_STICKY_VALUE_LEN(SP_LB_STICKY_ID_MAX)];
-    char buf[sizeof(value) + 160];
-    size_t vlen;
-
-    if (sp_lb_sticky_encode(&u->sticky_key, u->ids[idx], value, sizeof(value), &vlen) != 0)
-        return;
-    /* RFC 6265 §4.1: Secure (we only speak HTTPS), HttpOnly, scoped to the whole site. */
-    if (sc->max_age_s > 0)
-        snprintf(buf, sizeof(buf), "%s=%.*s; Path=/; Max-Age=%llu; Secure; HttpOnly; SameSite=Lax",
-                 sc->cookie_name, (int)vlen, value, (unsigned long long)sc->max_age_s);
-    else
-        snprintf(buf, sizeof(buf), "%s=%.*s; Path=/; Secure; HttpOnly; SameSite=Lax",
-                 sc->cookie_name, (int)vlen, value);
-    free(r->set_cookie);
-    r->set_cookie = sp_xstrdup(buf);
-}
-
-/* Picks a backend: sticky cookie first, then the hash key, then the strategy alone. */
-static int choose_backend(struct req *r, struct upstream_rt *u, sp_time_t now, size_t *ret)
-{
-    const struct sp_upstream_conf *uc = u->conf;
-    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
-    struct sp_lb_field *fields = sp_xmalloc((in->count + 1) * sizeof(*fields));
-    size_t n = uc->backends_count;
-    struct sp_lb_request lr;
-    uint8_t key[256];
-    size_t klen;
-    int rv;
-
-    lb_request(r, &lr, fields);
-    if (uc->sticky.enabled) {
-        const uint8_t *v = NULL;
-        size_t vlen = 0;
-        bool pinned = false;
-
-        (void)sp_lb_cookie_find(&lr, (const uint8_t *)uc->sticky.cookie_name,
-                                strlen(uc->sticky.cookie_name), &v, &vlen);
-        rv = sp_lb_sticky_pick(u->lb, u->view, u->ids, n, &u->sticky_key, (const char *)v, vlen,
-                               now, ret, &pinned);
-        if (rv == 0 && !pinned)
-            sticky_issue(r, u, *ret);
-    } else if ((klen = hash_key(r, &lr, key, sizeof(key))) > 0) {
-        rv = sp_lb_pick_key(u->lb, u->view, n, key, klen, now, ret);
-    } else {
-        rv = sp_lb_pick(u->lb, u->view, n, now, ret);
-    }
-    free(fields);
-    return rv;
-}
-
 static void pick_and_acquire(struct req *r)
 {
     struct upstream_rt *u = &r->px->ups[r->up];
@@ -428,7 +274,7 @@ static void pick_and_acquire(struct req *r)
         u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
         u->view[i].inflight = st.inflight;
     }
-    if (choose_backend(r, u, now, &idx) != 0) {
+    if (sp_proxy_select_backend(r, u, now, &idx) != 0) {
         fail_request(r, 503, "no_backend");
         return;
     }

@@ -1,0 +1,76 @@
+/* proxy_internal.h: the proxy's request and upstream state, shared by the proxy's own files
+ * (proxy.c: request lifecycle; select.c: backend choice). Not for other modules. */
+#ifndef SP_PROXY_PROXY_INTERNAL_H
+#define SP_PROXY_PROXY_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "core/bodybuf.h"
+#include "core/time.h"
+#include "http/h3.h"
+#include "http/server.h"
+#include "lb/lb.h"
+#include "lb/sticky.h"
+#include "proxy/router.h"
+#include "upstream/pool.h"
+#include "upstream/upstream.h"
+
+/* Extra fields spooky adds to a forwarded request. */
+#define ADDED_FIELDS 4
+
+struct upstream_rt {
+    const struct sp_upstream_conf *conf; /* borrowed */
+    struct sp_pool *pool;                /* owned */
+    struct sp_lb *lb;                    /* owned */
+    struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
+    const char **ids;                    /* owned array of borrowed backend ids */
+    struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
+};
+
+struct sp_proxy {
+    struct ev_loop *loop;        /* borrowed */
+    struct sp_defer *defer;      /* borrowed */
+    const struct sp_config *cfg; /* borrowed */
+    struct sp_router *router;    /* owned */
+    struct upstream_rt *ups;     /* owned array, one per upstream */
+    size_t nups;
+    struct sp_h3_handler handler;
+    char alt_svc[64]; /* alt-svc value, empty when disabled */
+    int default_up;   /* upstream for unrouted requests, -1 = answer 404 */
+    size_t inflight;
+};
+
+struct req {
+    struct sp_proxy *px;          /* borrowed */
+    struct sp_h3_stream *cs;      /* borrowed; client stream, NULL once closed */
+    struct sp_ustream us;         /* the backend request; us.impl NULL until submitted/closed */
+    struct sp_pool_waiter waiter; /* queued for a stream */
+    ev_timer timer;               /* response timeout */
+    struct sp_bodybuf pending;    /* request body received before the upstream stream */
+    size_t up;                    /* upstream index, valid when routed */
+    ssize_t be;                   /* backend index or -1 */
+    bool routed, req_done, resp_started, resp_done, counted, finished;
+    unsigned status;                 /* status sent to the client */
+    unsigned tries;                  /* backends tried */
+    uint64_t body_bytes;             /* request body bytes received */
+    const char *cause;               /* static; "-" when fine */
+    char *xff, *via;                 /* owned; built header values */
+    char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
+    struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
+    sp_time_t submit_ns;             /* when the current try was sent to the backend */
+    char *method, *authority, *path; /* owned copies for the access log */
+    char request_id[129];
+    char client_ip[INET6_ADDRSTRLEN];
+    sp_time_t start_ns;
+};
+
+/* Picks the backend for request r in upstream u: a valid sticky cookie first, then the hash key
+ * (rendezvous), then the strategy alone, among the backends u->view marks eligible. May set
+ * r->set_cookie. Returns 0 with *ret, or -EAGAIN when no backend is eligible. */
+int sp_proxy_select_backend(struct req *r, struct upstream_rt *u, sp_time_t now, size_t *ret);
+
+#endif
