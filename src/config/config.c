@@ -346,6 +346,57 @@ static void build_sticky(struct sp_sticky_conf *s, const struct sp_raw_sticky *r
     s->max_age_s = OR_DEFAULT(raw->max_age, 0);
 }
 
+/* The defaults are spooky's policy defaults (sp_health_conf_default and the breaker and retry
+ * sections of docs/config.md); an absent section gets all of them. */
+static void build_passive_health(struct sp_passive_health_conf *p,
+                                 const struct sp_raw_passive_health *raw)
+{
+    static const struct sp_raw_passive_health none = {0};
+
+    if (raw == NULL)
+        raw = &none;
+    p->eject_failures = OR_DEFAULT(raw->eject_failures, 5u);
+    p->eject_5xx = OR_DEFAULT(raw->eject_5xx, 5u);
+    p->degrade_failures = OR_DEFAULT(raw->degrade_failures, 2u);
+    p->eject_ratio_pct = OR_DEFAULT(raw->eject_ratio_pct, 50u);
+    p->degrade_ratio_pct = OR_DEFAULT(raw->degrade_ratio_pct, 10u);
+    p->min_requests = OR_DEFAULT(raw->min_requests, 20u);
+    p->window_ms = OR_DEFAULT(raw->window_ms, 10000);
+    p->degraded_weight_pct = OR_DEFAULT(raw->degraded_weight_pct, 50u);
+    p->recovery_ms = OR_DEFAULT(raw->recovery_ms, 1000);
+    p->max_recovery_ms = OR_DEFAULT(raw->max_recovery_ms, 60000);
+}
+
+static void build_breaker(struct sp_breaker_settings *b, const struct sp_raw_breaker *raw)
+{
+    static const struct sp_raw_breaker none = {0};
+
+    if (raw == NULL)
+        raw = &none;
+    b->max_failures = OR_DEFAULT(raw->max_failures, 5u);
+    b->failure_ratio_pct = OR_DEFAULT(raw->failure_ratio_pct, 0u);
+    b->min_requests = OR_DEFAULT(raw->min_requests, 20u);
+    b->window_ms = OR_DEFAULT(raw->window_ms, 10000);
+    b->open_ms = OR_DEFAULT(raw->open_ms, 5000);
+    b->max_open_ms = OR_DEFAULT(raw->max_open_ms, 60000);
+    b->half_open_requests = OR_DEFAULT(raw->half_open_requests, 1u);
+    b->half_open_successes = OR_DEFAULT(raw->half_open_successes, 1u);
+    b->max_concurrent = OR_DEFAULT(raw->max_concurrent, 0u);
+}
+
+static void build_retries(struct sp_retry_conf *r, const struct sp_raw_retries *raw)
+{
+    static const struct sp_raw_retries none = {0};
+
+    if (raw == NULL)
+        raw = &none;
+    r->max = OR_DEFAULT(raw->max, 2u);
+    r->budget_pct = OR_DEFAULT(raw->budget_pct, 20u);
+    r->min_retries = OR_DEFAULT(raw->min_retries, 3u);
+    r->backoff_ms = OR_DEFAULT(raw->backoff_ms, 10);
+    r->max_backoff_ms = OR_DEFAULT(raw->max_backoff_ms, 250);
+}
+
 static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstream *raw,
                            const char *dir)
 {
@@ -359,6 +410,10 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
     build_hash_key(&u->hash_key, raw->hash_key);
     build_sticky(&u->sticky, raw->sticky);
     u->slow_start_ms = OR_DEFAULT(raw->slow_start_ms, 0);
+    /* the order of paired settings is checked across keys (config_validate.c) */
+    build_passive_health(&u->passive_health, raw->passive_health);
+    build_breaker(&u->breaker, raw->breaker);
+    build_retries(&u->retries, raw->retries);
     u->routes = sp_xcalloc(raw->routes_count, sizeof(*u->routes));
     u->routes_count = raw->routes_count;
     for (size_t i = 0; i < raw->routes_count; i++)

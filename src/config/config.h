@@ -105,7 +105,7 @@ struct sp_pool_conf {
 
 /* Passive health: the backend's state from the outcomes of real requests (per worker). */
 struct sp_passive_health_conf {
-    unsigned eject_failures;      /* consecutive failures (connect, reset, timeout) that eject;
+    unsigned eject_failures;      /* consecutive failures (connect, reset, timeout, 5xx) that eject;
                                      default 5; 0 = off */
     unsigned eject_5xx;           /* consecutive 5xx responses that eject; default 5; 0 = off */
     unsigned degrade_failures;    /* consecutive failures that degrade; default 2; 0 = off */

@@ -98,13 +98,49 @@ struct sp_raw_sticky {
     uint64_t *max_age; /* owned by libcyaml; NULL = absent */
 };
 
+struct sp_raw_passive_health {
+    unsigned *eject_failures; /* each owned by libcyaml; NULL = absent */
+    unsigned *eject_5xx;
+    unsigned *degrade_failures;
+    unsigned *eject_ratio_pct;
+    unsigned *degrade_ratio_pct;
+    unsigned *min_requests;
+    uint64_t *window_ms;
+    unsigned *degraded_weight_pct;
+    uint64_t *recovery_ms;
+    uint64_t *max_recovery_ms;
+};
+
+struct sp_raw_breaker {
+    unsigned *max_failures; /* each owned by libcyaml; NULL = absent */
+    unsigned *failure_ratio_pct;
+    unsigned *min_requests;
+    uint64_t *window_ms;
+    uint64_t *open_ms;
+    uint64_t *max_open_ms;
+    unsigned *half_open_requests;
+    unsigned *half_open_successes;
+    unsigned *max_concurrent;
+};
+
+struct sp_raw_retries {
+    unsigned *max; /* each owned by libcyaml; NULL = absent */
+    unsigned *budget_pct;
+    unsigned *min_retries;
+    uint64_t *backoff_ms;
+    uint64_t *max_backoff_ms;
+};
+
 struct sp_raw_upstream {
     char *name;                       /* owned by libcyaml */
     enum sp_lb_kind *strategy;        /* owned by libcyaml; NULL = absent */
     struct sp_raw_hash_key *hash_key; /* owned by libcyaml; NULL = absent */
     struct sp_raw_sticky *sticky;     /* owned by libcyaml; "sticky_cookie"; NULL = absent */
     uint64_t *slow_start_ms;          /* owned by libcyaml; NULL = absent */
-    struct sp_raw_route *routes;      /* owned by libcyaml */
+    struct sp_raw_passive_health *passive_health; /* owned by libcyaml; NULL = absent */
+    struct sp_raw_breaker *breaker;               /* owned by libcyaml; NULL = absent */
+    struct sp_raw_retries *retries;               /* owned by libcyaml; NULL = absent */
+    struct sp_raw_route *routes;                  /* owned by libcyaml */
     unsigned routes_count;
     struct sp_raw_backend *backends; /* owned by libcyaml */
     unsigned backends_count;
@@ -211,8 +247,8 @@ char *sp_config_path_resolve(const char *dir, const char *name);
 
 /* Runs the checks that look across entries of a built config (duplicate names, ids and
  * listeners, ambiguous routes, window sizes, a backend's tls against its protocol, client
- * certificate and key as a pair, default_upstream naming an upstream), appending errors with
- * lines from `lines`.
+ * certificate and key as a pair, default_upstream naming an upstream, the order of paired
+ * passive_health, breaker and retries settings), appending errors with lines from `lines`.
  * Returns 0 when nothing was wrong, -EINVAL otherwise. */
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors);

@@ -154,6 +154,43 @@ static const cyaml_schema_field_t pool_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t passive_health_fields[] = {
+    CYAML_FIELD_UINT_PTR("eject_failures", OPT, struct sp_raw_passive_health, eject_failures),
+    CYAML_FIELD_UINT_PTR("eject_5xx", OPT, struct sp_raw_passive_health, eject_5xx),
+    CYAML_FIELD_UINT_PTR("degrade_failures", OPT, struct sp_raw_passive_health, degrade_failures),
+    CYAML_FIELD_UINT_PTR("eject_ratio_pct", OPT, struct sp_raw_passive_health, eject_ratio_pct),
+    CYAML_FIELD_UINT_PTR("degrade_ratio_pct", OPT, struct sp_raw_passive_health, degrade_ratio_pct),
+    CYAML_FIELD_UINT_PTR("min_requests", OPT, struct sp_raw_passive_health, min_requests),
+    CYAML_FIELD_UINT_PTR("window_ms", OPT, struct sp_raw_passive_health, window_ms),
+    CYAML_FIELD_UINT_PTR("degraded_weight_pct", OPT, struct sp_raw_passive_health,
+                         degraded_weight_pct),
+    CYAML_FIELD_UINT_PTR("recovery_ms", OPT, struct sp_raw_passive_health, recovery_ms),
+    CYAML_FIELD_UINT_PTR("max_recovery_ms", OPT, struct sp_raw_passive_health, max_recovery_ms),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t breaker_fields[] = {
+    CYAML_FIELD_UINT_PTR("max_failures", OPT, struct sp_raw_breaker, max_failures),
+    CYAML_FIELD_UINT_PTR("failure_ratio_pct", OPT, struct sp_raw_breaker, failure_ratio_pct),
+    CYAML_FIELD_UINT_PTR("min_requests", OPT, struct sp_raw_breaker, min_requests),
+    CYAML_FIELD_UINT_PTR("window_ms", OPT, struct sp_raw_breaker, window_ms),
+    CYAML_FIELD_UINT_PTR("open_ms", OPT, struct sp_raw_breaker, open_ms),
+    CYAML_FIELD_UINT_PTR("max_open_ms", OPT, struct sp_raw_breaker, max_open_ms),
+    CYAML_FIELD_UINT_PTR("half_open_requests", OPT, struct sp_raw_breaker, half_open_requests),
+    CYAML_FIELD_UINT_PTR("half_open_successes", OPT, struct sp_raw_breaker, half_open_successes),
+    CYAML_FIELD_UINT_PTR("max_concurrent", OPT, struct sp_raw_breaker, max_concurrent),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t retries_fields[] = {
+    CYAML_FIELD_UINT_PTR("max", OPT, struct sp_raw_retries, max),
+    CYAML_FIELD_UINT_PTR("budget_pct", OPT, struct sp_raw_retries, budget_pct),
+    CYAML_FIELD_UINT_PTR("min_retries", OPT, struct sp_raw_retries, min_retries),
+    CYAML_FIELD_UINT_PTR("backoff_ms", OPT, struct sp_raw_retries, backoff_ms),
+    CYAML_FIELD_UINT_PTR("max_backoff_ms", OPT, struct sp_raw_retries, max_backoff_ms),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t hash_key_fields[] = {
     CYAML_FIELD_ENUM("source", CYAML_FLAG_STRICT, struct sp_raw_hash_key, source,
                      hash_source_strings, CYAML_ARRAY_LEN(hash_source_strings)),
@@ -180,6 +217,10 @@ static const cyaml_schema_field_t upstream_fields[] = {
     CYAML_FIELD_MAPPING_PTR("sticky_cookie", OPT_PTR, struct sp_raw_upstream, sticky,
                             sticky_fields),
     CYAML_FIELD_UINT_PTR("slow_start_ms", OPT, struct sp_raw_upstream, slow_start_ms),
+    CYAML_FIELD_MAPPING_PTR("passive_health", OPT_PTR, struct sp_raw_upstream, passive_health,
+                            passive_health_fields),
+    CYAML_FIELD_MAPPING_PTR("breaker", OPT_PTR, struct sp_raw_upstream, breaker, breaker_fields),
+    CYAML_FIELD_MAPPING_PTR("retries", OPT_PTR, struct sp_raw_upstream, retries, retries_fields),
     CYAML_FIELD_SEQUENCE("routes", CYAML_FLAG_POINTER, struct sp_raw_upstream, routes, &route_entry,
                          1, CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("backends", CYAML_FLAG_POINTER, struct sp_raw_upstream, backends,

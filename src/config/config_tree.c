@@ -134,6 +134,39 @@ static const struct spec pool_fields[] = {
     {.key = NULL},
 };
 
+/* The order of paired keys (degrade below eject, max_* at least its base) depends on defaults,
+ * so it is checked on the built config in config_validate.c. */
+static const struct spec passive_health_fields[] = {
+    UINT_KEY("eject_failures", 0, 1000),
+    UINT_KEY("eject_5xx", 0, 1000),
+    UINT_KEY("degrade_failures", 0, 1000),
+    UINT_KEY("eject_ratio_pct", 0, 100),
+    UINT_KEY("degrade_ratio_pct", 0, 100),
+    UINT_KEY("min_requests", 1, 1000000),
+    UINT_KEY("window_ms", 100, 3600000), /* one hour */
+    UINT_KEY("degraded_weight_pct", 1, 100),
+    UINT_KEY("recovery_ms", 1, 3600000),
+    UINT_KEY("max_recovery_ms", 1, MAX_TIMEOUT_MS),
+    {.key = NULL},
+};
+
+static const struct spec breaker_fields[] = {
+    UINT_KEY("max_failures", 0, 1000),       UINT_KEY("failure_ratio_pct", 0, 100),
+    UINT_KEY("min_requests", 1, 1000000),    UINT_KEY("window_ms", 100, 3600000),
+    UINT_KEY("open_ms", 1, 3600000),         UINT_KEY("max_open_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("half_open_requests", 1, 1000), UINT_KEY("half_open_successes", 1, 1000),
+    UINT_KEY("max_concurrent", 0, 1000000),  {.key = NULL},
+};
+
+static const struct spec retries_fields[] = {
+    UINT_KEY("max", 0, 10),
+    UINT_KEY("budget_pct", 0, 1000),
+    UINT_KEY("min_retries", 0, 100000),
+    UINT_KEY("backoff_ms", 0, 60000),
+    UINT_KEY("max_backoff_ms", 0, 600000), /* ten minutes */
+    {.key = NULL},
+};
+
 static void check_hash_key(struct walk *w, yaml_node_t *map);
 static void check_upstream(struct walk *w, yaml_node_t *map);
 
@@ -162,6 +195,9 @@ static const struct spec upstream_fields[] = {
     {.key = "hash_key", .kind = KIND_MAP, .fields = hash_key_fields, .check_map = check_hash_key},
     {.key = "sticky_cookie", .kind = KIND_MAP, .fields = sticky_fields},
     UINT_KEY("slow_start_ms", 0, 3600000), /* one hour */
+    {.key = "passive_health", .kind = KIND_MAP, .fields = passive_health_fields},
+    {.key = "breaker", .kind = KIND_MAP, .fields = breaker_fields},
+    {.key = "retries", .kind = KIND_MAP, .fields = retries_fields},
     {.key = "routes", .kind = KIND_SEQ, .required = true, .min = 1, .item = &route_item},
     {.key = "backends", .kind = KIND_SEQ, .required = true, .min = 1, .item = &backend_item},
     {.key = "tls", .kind = KIND_MAP, .fields = tls_fields},

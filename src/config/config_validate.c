@@ -1,6 +1,6 @@
 /* config_validate.c: checks of single values (addresses, names, hosts, files, header and cookie
  * names, secrets) used by the tree walk, and the checks across entries of a built config
- * (duplicates, ambiguous routes, references to upstreams). */
+ * (duplicates, ambiguous routes, references to upstreams, the order of paired settings). */
 #include "config/config_internal.h"
 
 #include <arpa/inet.h>
@@ -716,6 +716,105 @@ static int check_default_upstream(const struct sp_config *c, const struct sp_con
     return -EINVAL;
 }
 
+/* Two settings of one upstream section whose values must come in order: `low` below `high` when
+ * `strict` (a backend degrades before it is ejected), else `low` at most `high` (a base delay and
+ * its cap). The key the rule is about (`blame_low` says which) is blamed when written in the file;
+ * otherwise the other one, which then must be written, since the defaults are in order. */
+struct pair_rule {
+    const char *section;  /* "passive_health", "breaker" or "retries" */
+    const char *low_key;  /* key name within the section */
+    const char *high_key; /* key name within the section */
+    uint64_t low;         /* built value of low_key */
+    uint64_t high;        /* built value of high_key */
+    bool strict;          /* low < high, only when both are on (not 0); else low <= high */
+    bool blame_low;       /* the rule is about low_key (else high_key) */
+};
+
+static bool pair_in_order(const struct pair_rule *r)
+{
+    if (r->strict)
+        return r->low == 0 || r->high == 0 || r->low < r->high;
+    return r->low <= r->high;
+}
+
+/* Reports the pair of upstreams[u] when it is out of order. Returns 0 or -EINVAL. */
+static int check_pair(const struct sp_config *c, const struct sp_config_lines *lines,
+                      struct sp_config_errors *errors, size_t u, const struct pair_rule *r)
+{
+    static const char *const words[2][2] = {{"at most", "at least"}, {"below", "above"}};
+    char *low_path, *high_path;
+    bool low_set, high_set, at_low;
+
+    if (pair_in_order(r))
+        return 0;
+    low_path = sp_config_strf("upstreams[%zu].%s.%s", u, r->section, r->low_key);
+    high_path = sp_config_strf("upstreams[%zu].%s.%s", u, r->section, r->high_key);
+    low_set = sp_config_lines_find(lines, low_path) != 0;
+    high_set = sp_config_lines_find(lines, high_path) != 0;
+    /* the key the rule is about when it is written, else the other one */
+    at_low = r->blame_low ? low_set || !high_set : !high_set;
+    cross_error(errors, c, lines, at_low ? low_path : high_path,
+                sp_config_strf("must be %s %s (%llu%s), got %llu", words[r->strict][!at_low],
+                               at_low ? r->high_key : r->low_key,
+                               (unsigned long long)(at_low ? r->high : r->low),
+                               (at_low ? high_set : low_set) ? "" : ", the default",
+                               (unsigned long long)(at_low ? r->low : r->high)));
+    free(high_path);
+    free(low_path);
+    return -EINVAL;
+}
+
+/* Paired settings of passive_health, breaker and retries must come in order. The defaults count:
+ * a degrade threshold at or above the default eject threshold would never act. */
+static int check_policy_pairs(const struct sp_config *c, const struct sp_config_lines *lines,
+                              struct sp_config_errors *errors)
+{
+    int rv = 0;
+
+    for (size_t u = 0; u < c->upstreams_count; u++) {
+        const struct sp_passive_health_conf *ph = &c->upstreams[u].passive_health;
+        const struct sp_breaker_settings *br = &c->upstreams[u].breaker;
+        const struct sp_retry_conf *rt = &c->upstreams[u].retries;
+        const struct pair_rule rules[] = {
+            {.section = "passive_health",
+             .low_key = "degrade_failures",
+             .high_key = "eject_failures",
+             .low = ph->degrade_failures,
+             .high = ph->eject_failures,
+             .strict = true,
+             .blame_low = true},
+            {.section = "passive_health",
+             .low_key = "degrade_ratio_pct",
+             .high_key = "eject_ratio_pct",
+             .low = ph->degrade_ratio_pct,
+             .high = ph->eject_ratio_pct,
+             .strict = true,
+             .blame_low = true},
+            {.section = "passive_health",
+             .low_key = "recovery_ms",
+             .high_key = "max_recovery_ms",
+             .low = ph->recovery_ms,
+             .high = ph->max_recovery_ms},
+            {.section = "breaker",
+             .low_key = "open_ms",
+             .high_key = "max_open_ms",
+             .low = br->open_ms,
+             .high = br->max_open_ms},
+            {.section = "retries",
+             .low_key = "backoff_ms",
+             .high_key = "max_backoff_ms",
+             .low = rt->backoff_ms,
+             .high = rt->max_backoff_ms},
+        };
+
+        for (size_t i = 0; i < SP_ARRAY_LEN(rules); i++) {
+            if (check_pair(c, lines, errors, u, &rules[i]) < 0)
+                rv = -EINVAL;
+        }
+    }
+    return rv;
+}
+
 int sp_config_cross_check(const struct sp_config *config, const struct sp_config_lines *lines,
                           struct sp_config_errors *errors)
 {
@@ -738,6 +837,8 @@ int sp_config_cross_check(const struct sp_config *config, const struct sp_config
     if (check_client_cert(config, lines, errors) < 0)
         rv = -EINVAL;
     if (check_default_upstream(config, lines, errors) < 0)
+        rv = -EINVAL;
+    if (check_policy_pairs(config, lines, errors) < 0)
         rv = -EINVAL;
     return rv;
 }

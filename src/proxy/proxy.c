@@ -3,6 +3,7 @@
 #include "core/bodybuf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/backoff.h"
 #include "http/headers.h"
 #include "lb/lb.h"
 #include "proxy/router.h"
@@ -48,11 +49,47 @@ static void access_log(struct req *r)
 
     SP_LOG_INFO("access",
                 "request_id=%s client=%s method=%s authority=\"%s\" path=\"%s\" upstream=%s "
-                "backend=%s status=%u cause=%s tries=%u duration_ms=%.1f",
+                "backend=%s status=%u cause=%s class=%s tries=%u duration_ms=%.1f",
                 r->request_id, r->client_ip, str_or_dash(r->method),
                 sp_log_escape(auth, sizeof(auth), a, strlen(a)),
                 sp_log_escape(path, sizeof(path), p, strlen(p)), upname, beid, r->status, r->cause,
-                r->tries, (double)(sp_time_now() - r->start_ns) / (double)SP_MS);
+                sp_err_class_name(r->cls), r->tries,
+                (double)(sp_time_now() - r->start_ns) / (double)SP_MS);
+}
+
+/* Ends the current try: its breaker admission, passive health and retry-budget accounting. cls
+ * is SP_ERR_NONE for a response below 500, SP_ERR_BACKEND_5XX for a 5xx, SP_ERR_CLIENT when the
+ * client gave up (nobody to blame). Idempotent per try. */
+static void end_try(struct req *r, enum sp_err_class cls)
+{
+    struct upstream_rt *u;
+
+    if (!r->routed || r->be < 0)
+        return;
+    u = &r->px->ups[r->up];
+    if (r->admitted) {
+        r->admitted = false;
+        sp_pool_outcome(u->pool, (size_t)r->be, true, cls, sp_time_now());
+    }
+    if (r->retrying) {
+        r->retrying = false;
+        sp_budget_retry_finished(&u->budget);
+    }
+}
+
+/* The error class of one of spooky's cause strings. */
+static enum sp_err_class class_of(const char *cause)
+{
+    if (strcmp(cause, "connect") == 0 || strcmp(cause, "handshake") == 0)
+        return SP_ERR_BACKEND_CONNECT;
+    if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0)
+        return SP_ERR_BACKEND_PROTOCOL;
+    if (strcmp(cause, "timeout") == 0)
+        return SP_ERR_BACKEND_TIMEOUT;
+    if (strcmp(cause, "client_abort") == 0 || strcmp(cause, "body_too_large") == 0 ||
+        strcmp(cause, "no_route") == 0 || strcmp(cause, "connect_unsupported") == 0)
+        return SP_ERR_CLIENT;
+    return SP_ERR_INTERNAL; /* no_backend, queue_full, breaker_open, shutdown */
 }
 
 /* Frees the request once neither stream nor the pool refers to it. */
@@ -62,6 +99,10 @@ static void maybe_finish(struct req *r)
         return;
     r->finished = true;
     ev_timer_stop(r->px->loop, &r->timer);
+    ev_timer_stop(r->px->loop, &r->backoff);
+    end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT : r->cls);
+    if (r->routed)
+        sp_budget_request_finished(&r->px->ups[r->up].budget);
     if (r->status == 0)
         r->status = 499; /* client went away before any response */
     if (r->px->cfg->access_log)
@@ -114,8 +155,10 @@ static void report_latency(struct req *r, bool ok);
 
 static void fail_request(struct req *r, unsigned status, const char *cause)
 {
+    r->cls = class_of(cause);
     if (status >= 500)
         report_latency(r, false);
+    end_try(r, r->cls);
     if (sp_log_enabled(SP_LOG_LEVEL_WARN) && status >= 500) {
         const char *beid = r->be >= 0 ? r->px->ups[r->up].conf->backends[r->be].id : "-";
 
@@ -215,6 +258,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
 
         for (size_t i = 0; i < n; i++) {
             sp_ustream_write(&r->us, v[i].base, v[i].len);
+            r->body_forwarded = true;
             total += v[i].len;
         }
         sp_bodybuf_advance(&r->pending, total);
@@ -240,22 +284,105 @@ static void on_pool_ready(struct sp_pool_waiter *w, struct sp_pool_conn *c)
 
 static void pick_and_acquire(struct req *r);
 
+static void on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, backoff);
+
+    (void)loop;
+    (void)revents;
+    if (r->cs == NULL) {
+        maybe_finish(r);
+        return;
+    }
+    pick_and_acquire(r);
+}
+
+/* Schedules another try on a different backend when the rule allows (DESIGN §5): a request the
+ * backend never processed goes again whatever its method; any other only when its method is
+ * idempotent and it had no body to replay; never once the client got a response byte; at most
+ * retries.max times and within the upstream's retry budget, after a jittered backoff. */
+/* True when a backend other than the current one could take a retry now. */
+static bool other_backend_available(const struct req *r)
+{
+    const struct upstream_rt *u = &r->px->ups[r->up];
+    sp_time_t now = sp_time_now();
+
+    for (size_t i = 0; i < u->conf->backends_count; i++) {
+        if ((ssize_t)i != r->be && sp_pool_backend_eligible(u->pool, i, now))
+            return true;
+    }
+    return false;
+}
+
+static bool retry(struct req *r, const char *cause, bool never_processed)
+{
+    struct upstream_rt *u = &r->px->ups[r->up];
+    const struct sp_retry_conf *rc = &u->conf->retries;
+    bool idempotent = r->method != NULL && sp_err_method_idempotent(r->method, strlen(r->method));
+    bool replayable = !r->body_forwarded; /* unsent body bytes wait in r->pending */
+    sp_time_t delay;
+
+    bool elsewhere = other_backend_available(r);
+
+    /* With nowhere to go, the client gets this failure (502), not a 503 from the retry. A request
+     * the backend never processed may go to the same backend again (say a keep-alive connection
+     * it closed just as the request left), if that backend is still usable. */
+    if (r->cs == NULL || r->resp_started || r->tries > rc->max ||
+        !sp_err_retryable(class_of(cause), never_processed, idempotent, replayable, false) ||
+        (!elsewhere &&
+         !(never_processed && sp_pool_backend_eligible(u->pool, (size_t)r->be, sp_time_now()))))
+        return false;
+    if (!sp_budget_try_retry(&u->budget)) {
+        SP_LOG_WARN("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
+                    r->request_id, cause);
+        return false;
+    }
+    r->retrying = true;
+    r->avoid_be = elsewhere ? r->be : -1;
+    detach_upstream(r);
+    delay = sp_backoff_delay(rc->backoff_ms * SP_MS, rc->max_backoff_ms * SP_MS, r->tries,
+                             sp_random_u64());
+    SP_LOG_WARN("proxy",
+                "request_id=%s backend=%s cause=%s action=retry_next_backend delay_ms=%.1f",
+                r->request_id, u->conf->backends[r->be].id, cause, (double)delay / (double)SP_MS);
+    ev_timer_set(&r->backoff, (double)delay / (double)SP_SEC, 0.);
+    ev_timer_start(r->px->loop, &r->backoff);
+    return true;
+}
+
 static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
 {
     struct req *r = SP_CONTAINER_OF(w, struct req, waiter);
 
+    end_try(r, class_of(cause));
     if (r->cs == NULL) {
         maybe_finish(r);
         return;
     }
     /* The request never left spooky: safe to try another backend whatever the method. */
-    if (r->tries < r->px->ups[r->up].conf->backends_count) {
-        SP_LOG_WARN("proxy", "request_id=%s backend=%s cause=%s action=retry_next_backend",
-                    r->request_id, r->px->ups[r->up].conf->backends[r->be].id, cause);
-        pick_and_acquire(r);
+    if (retry(r, cause, true))
         return;
-    }
     fail_request(r, 502, cause);
+}
+
+/* Fills the balancer's view: weights scaled by passive health, ineligible backends marked, and
+ * the backend a retry must avoid left out when another one is available. */
+static void fill_view(struct req *r, struct upstream_rt *u, sp_time_t now)
+{
+    size_t n = u->conf->backends_count, eligible = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct sp_pool_backend_stats st;
+        unsigned w = u->conf->backends[i].weight * sp_pool_backend_weight_pct(u->pool, i) / 100;
+
+        sp_pool_backend_stats(u->pool, i, &st);
+        u->view[i].weight = w > 0 ? w : 1;
+        u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
+        u->view[i].inflight = st.inflight;
+        eligible += u->view[i].eligible;
+    }
+    if (r->avoid_be >= 0 && u->view[r->avoid_be].eligible && eligible > 1)
+        u->view[r->avoid_be].eligible = false;
 }
 
 static void pick_and_acquire(struct req *r)
@@ -266,19 +393,19 @@ static void pick_and_acquire(struct req *r)
     size_t idx;
     int rv;
 
-    for (size_t i = 0; i < u->conf->backends_count; i++) {
-        struct sp_pool_backend_stats st;
-
-        sp_pool_backend_stats(u->pool, i, &st);
-        u->view[i].weight = u->conf->backends[i].weight;
-        u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
-        u->view[i].inflight = st.inflight;
-    }
-    if (sp_proxy_select_backend(r, u, now, &idx) != 0) {
-        fail_request(r, 503, "no_backend");
-        return;
+    fill_view(r, u, now);
+    /* A breaker may refuse the pick (half-open quota, concurrency cap): pick again without it. */
+    for (size_t attempt = 0;; attempt++) {
+        if (attempt == u->conf->backends_count || sp_proxy_select_backend(r, u, now, &idx) != 0) {
+            fail_request(r, 503, attempt > 0 ? "breaker_open" : "no_backend");
+            return;
+        }
+        if (sp_pool_admit(u->pool, idx, now))
+            break;
+        u->view[idx].eligible = false;
     }
     r->be = (ssize_t)idx;
+    r->admitted = true;
     r->tries++;
     rv = sp_pool_acquire(u->pool, idx, &r->waiter, &c);
     if (rv == 0)
@@ -314,6 +441,7 @@ static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, 
     if (r->us.impl != NULL) {
         /* Credit goes back to the client when the backend acknowledges (us on_sent). */
         sp_ustream_write(&r->us, data, len);
+        r->body_forwarded = true;
     } else if (!r->resp_done && !r->finished) {
         sp_bodybuf_append(&r->pending, data, len);
     } else {
@@ -412,8 +540,11 @@ static void us_on_headers(struct sp_ustream *s, void *user)
     if (r->set_cookie != NULL)
         out[n++] = sp_field_str("set-cookie", r->set_cookie);
     r->status = sp_ustream_status(s);
-    report_latency(r, r->status < 500);
     r->resp_started = true;
+    report_latency(r, r->status < 500);
+    if (r->status >= 500)
+        r->cls = SP_ERR_BACKEND_5XX;
+    end_try(r, r->cls);
     if (sp_h3_stream_respond(r->cs, r->status, out, n, true) != 0)
         fail_request(r, 502, "protocol");
     free(out);
@@ -461,13 +592,14 @@ static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error 
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
     }
     if (!r->resp_done) {
-        if (err == SP_USTREAM_REFUSED && !r->resp_started && r->cs != NULL &&
-            r->tries < r->px->ups[r->up].conf->backends_count && r->pending.acked == 0) {
-            /* The backend did not process it (e.g. H3_REQUEST_REJECTED): try another. */
-            pick_and_acquire(r);
+        const char *cause = err == SP_USTREAM_PROTOCOL ? "protocol" : "reset";
+
+        /* REFUSED: the backend did not process it (H3_REQUEST_REJECTED, REFUSED_STREAM, above
+         * GOAWAY) and is not to blame; anything else counts against it. */
+        end_try(r, err == SP_USTREAM_REFUSED ? SP_ERR_INTERNAL : class_of(cause));
+        if (retry(r, cause, err == SP_USTREAM_REFUSED))
             return;
-        }
-        fail_request(r, 502, err == SP_USTREAM_PROTOCOL ? "protocol" : "reset");
+        fail_request(r, 502, cause);
         return;
     }
     maybe_finish(r);
@@ -528,6 +660,8 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->waiter.on_fail = on_pool_fail;
     sp_bodybuf_init(&r->pending);
     ev_timer_init(&r->timer, on_timeout, (double)px->cfg->timeouts.response_ms / 1e3, 0.);
+    ev_timer_init(&r->backoff, on_backoff, 0., 0.);
+    r->avoid_be = -1;
     memcpy(r->client_ip, sp_h3_conn_peer_ip(c), sizeof(r->client_ip));
     init_request_id(r, f);
     r->method = field_dup(f, ":method");
@@ -550,6 +684,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     }
     r->routed = true;
     r->up = (size_t)up;
+    sp_budget_request_started(&px->ups[up].budget);
     /* The response timeout runs from now: queueing, connecting and waiting all count. */
     ev_timer_start(px->loop, &r->timer);
     pick_and_acquire(r);
@@ -595,6 +730,11 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
             u->sticky_key.len = strlen(u->conf->sticky.secret);
         }
         lbp.slow_start_ns = u->conf->slow_start_ms * SP_MS;
+        rv = sp_budget_init(&u->budget,
+                            &(struct sp_budget_conf){.ratio_pct = u->conf->retries.budget_pct,
+                                                     .min_retries = u->conf->retries.min_retries});
+        if (rv != 0)
+            goto out_free;
         rv = sp_lb_new_by_name(sp_lb_kind_name(u->conf->strategy), &lbp, u->ids,
                                u->conf->backends_count, &u->lb);
         if (rv == 0)

@@ -15,6 +15,8 @@
 #include "http/server.h"
 #include "lb/lb.h"
 #include "lb/sticky.h"
+#include "policy/errclass.h"
+#include "policy/retry_budget.h"
 #include "proxy/router.h"
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
@@ -29,6 +31,7 @@ struct upstream_rt {
     struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
     const char **ids;                    /* owned array of borrowed backend ids */
     struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
+    struct sp_budget budget;             /* retries in flight vs requests in flight */
 };
 
 struct sp_proxy {
@@ -62,6 +65,12 @@ struct req {
     char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
     struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
     sp_time_t submit_ns;             /* when the current try was sent to the backend */
+    ev_timer backoff;                /* delay before a retry */
+    ssize_t avoid_be;                /* backend a retry should avoid (the one that failed) */
+    bool admitted;                   /* the current try holds a breaker admission */
+    bool retrying;                   /* the current try counts against the retry budget */
+    bool body_forwarded;             /* request body bytes went to a backend: no replay possible */
+    enum sp_err_class cls;           /* the request's error class (access log) */
     char *method, *authority, *path; /* owned copies for the access log */
     char request_id[129];
     char client_ip[INET6_ADDRSTRLEN];

@@ -1,6 +1,8 @@
 #include "upstream/pool.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "health/state.h"
+#include "policy/breaker.h"
 #include "upstream/pool_rules.h"
 
 #include <arpa/inet.h>
@@ -37,6 +39,8 @@ struct backend {
     unsigned inflight;
     unsigned failures; /* consecutive connect failures */
     sp_time_t down_until;
+    struct sp_health *health;   /* owned; passive health from request outcomes */
+    struct sp_breaker *breaker; /* owned; this worker's circuit breaker */
 };
 
 struct sp_pool {
@@ -339,6 +343,61 @@ static void set_verify_name(struct backend *be, const char *server_name)
                         sizeof(be->verify_name));
 }
 
+/* The health machine's settings from the upstream's passive_health section (passive only: active
+ * probes are not implemented yet, so probe_interval stays 0). */
+static void health_conf(const struct sp_passive_health_conf *ph, struct sp_health_conf *hc)
+{
+    sp_health_conf_default(hc);
+    hc->probe_interval_ns = 0;
+    hc->eject_failures = ph->eject_failures;
+    hc->eject_5xx = ph->eject_5xx;
+    hc->degrade_failures = ph->degrade_failures;
+    hc->eject_ratio_pct = ph->eject_ratio_pct;
+    hc->degrade_ratio_pct = ph->degrade_ratio_pct;
+    hc->min_requests = ph->min_requests;
+    hc->window_ns = ph->window_ms * SP_MS;
+    hc->degraded_weight_pct = ph->degraded_weight_pct;
+    hc->recovery_base_ns = ph->recovery_ms * SP_MS;
+    hc->recovery_cap_ns = ph->max_recovery_ms * SP_MS;
+}
+
+static void breaker_conf(const struct sp_breaker_settings *bs, struct sp_breaker_conf *bc)
+{
+    memset(bc, 0, sizeof(*bc));
+    bc->max_failures = bs->max_failures;
+    bc->failure_ratio_pct = bs->failure_ratio_pct;
+    bc->min_requests = bs->min_requests;
+    bc->window_ns = bs->window_ms * SP_MS;
+    bc->open_ns = bs->open_ms * SP_MS;
+    bc->max_open_ns = bs->max_open_ms * SP_MS;
+    bc->half_open_quota = bs->half_open_requests;
+    bc->half_open_successes = bs->half_open_successes;
+    bc->max_concurrent = bs->max_concurrent;
+}
+
+static int backend_policies(struct backend *be, const struct sp_upstream_conf *conf)
+{
+    struct sp_health_conf hc;
+    struct sp_breaker_conf bc;
+    int rv;
+
+    health_conf(&conf->passive_health, &hc);
+    breaker_conf(&conf->breaker, &bc);
+    rv = sp_health_new(&hc, sp_time_now(), &be->health);
+    if (rv == 0)
+        rv = sp_breaker_new(&bc, &be->breaker);
+    return rv;
+}
+
+static void free_backends(struct sp_pool *p)
+{
+    for (size_t i = 0; i < p->nbackends; i++) {
+        sp_health_free(p->backends[i].health);
+        sp_breaker_free(p->backends[i].breaker);
+    }
+    free(p->backends);
+}
+
 int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
                 const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,
                 const struct sp_tls_client *tls, struct sp_pool **ret)
@@ -364,8 +423,8 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
         be->ops = sp_uconn_ops_for(be->conf->protocol);
         be->index = i;
         set_verify_name(be, conf->tls.server_name);
-        if (be->ops == NULL) {
-            free(p->backends);
+        if (be->ops == NULL || backend_policies(be, conf) != 0) {
+            free_backends(p);
             free(p);
             return -EINVAL;
         }
@@ -406,7 +465,7 @@ void sp_pool_free(struct sp_pool *p)
         }
     }
     sp_defer_run(p->defer);
-    free(p->backends);
+    free_backends(p);
     free(p);
 }
 
@@ -457,7 +516,53 @@ void sp_pool_request_finished(struct sp_pool *p, size_t backend)
 
 bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now)
 {
-    return p->backends[backend].down_until <= now;
+    const struct backend *be = &p->backends[backend];
+
+    /* An open breaker is skipped until its open time is over (then a trial may go). */
+    if (sp_breaker_state(be->breaker) == SP_BREAKER_OPEN && sp_breaker_retry_at(be->breaker) > now)
+        return false;
+    return be->down_until <= now && sp_health_eligible(be->health, now);
+}
+
+unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend)
+{
+    unsigned pct = sp_health_weight_pct(p->backends[backend].health);
+
+    return pct > 0 ? pct : 1;
+}
+
+bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now)
+{
+    return sp_breaker_allow(p->backends[backend].breaker, now) == SP_BREAKER_ALLOW;
+}
+
+void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_err_class cls,
+                     sp_time_t now)
+{
+    struct backend *be = &p->backends[backend];
+    enum sp_health_event ev;
+
+    if (admitted) {
+        if (cls != SP_ERR_CLIENT && cls != SP_ERR_INTERNAL) {
+            enum sp_breaker_state before = sp_breaker_state(be->breaker);
+
+            sp_breaker_report(be->breaker, cls == SP_ERR_NONE, now);
+            if (sp_breaker_state(be->breaker) != before)
+                SP_LOG_INFO("upstream", "event=breaker backend=%s from=%s to=%s reason=%s",
+                            be->conf->id, sp_breaker_state_name(before),
+                            sp_breaker_state_name(sp_breaker_state(be->breaker)),
+                            sp_breaker_reason(be->breaker));
+        }
+        sp_breaker_release(be->breaker);
+    }
+    if (sp_health_event_from_err(cls, &ev) &&
+        sp_health_report(be->health, ev, now, sp_random_u64())) {
+        const struct sp_health_transition *t = sp_health_last(be->health);
+
+        /* One line per transition (STYLE: info = backend up/down). */
+        SP_LOG_INFO("upstream", "event=health backend=%s from=%s to=%s reason=%s", be->conf->id,
+                    sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
+    }
 }
 
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/defer.h"
 #include "core/time.h"
+#include "policy/errclass.h"
 #include "tls/tls.h"
 #include "upstream/upstream.h"
 
@@ -70,8 +71,24 @@ void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w);
 void sp_pool_request_started(struct sp_pool *p, size_t backend);
 void sp_pool_request_finished(struct sp_pool *p, size_t backend);
 
-/* True when backend is usable now (not held down after connect failures). */
+/* True when backend is usable now: not held down after connect failures, not ejected by passive
+ * health, and its breaker not open (or open but due for a trial). */
 bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now);
+
+/* The share of its weight a backend gets from passive health: 100 when healthy, less when
+ * degraded or recovering (never 0). */
+unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend);
+
+/* Asks the backend's circuit breaker to let one request through (it may move OPEN -> HALF_OPEN).
+ * True when admitted; the caller then reports the request's end with sp_pool_outcome(admitted =
+ * true) exactly once. */
+bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now);
+
+/* How a request on backend ended, for the breaker and passive health: SP_ERR_NONE for a response
+ * below 500, SP_ERR_BACKEND_5XX for a 5xx, the failure's class otherwise. SP_ERR_CLIENT (the client
+ * went away) blames nobody. Logs breaker and health transitions (once each, at info). */
+void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_err_class cls,
+                     sp_time_t now);
 
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
                            struct sp_pool_backend_stats *ret);

@@ -169,6 +169,50 @@ BAD = [
       "31536001"]),
     ("slow_start_out_of_range", with_upstream("    slow_start_ms: 3600001\n"),
      ["{f}:8: upstreams[0].slow_start_ms: must be between 0 and 3600000, got 3600001"]),
+    # passive_health, breaker, retries: ranges, unknown keys, and paired keys out of order
+    ("passive_health_unknown_key", with_upstream("    passive_health:\n      interval_ms: 5\n"),
+     ["{f}:9: upstreams[0].passive_health.interval_ms: unknown key"]),
+    ("passive_health_window_too_short", with_upstream("    passive_health:\n      window_ms: 99\n"),
+     ["{f}:9: upstreams[0].passive_health.window_ms: must be between 100 and 3600000, got 99"]),
+    ("passive_health_degraded_weight_zero",
+     with_upstream("    passive_health:\n      degraded_weight_pct: 0\n"),
+     ["{f}:9: upstreams[0].passive_health.degraded_weight_pct: must be between 1 and 100, got 0"]),
+    ("passive_health_ratio_over_100",
+     with_upstream("    passive_health:\n      eject_ratio_pct: 101\n"),
+     ["{f}:9: upstreams[0].passive_health.eject_ratio_pct: must be between 0 and 100, got 101"]),
+    ("passive_health_degrade_not_below_eject",
+     with_upstream("    passive_health:\n      eject_failures: 3\n      degrade_failures: 3\n"),
+     ["{f}:10: upstreams[0].passive_health.degrade_failures: must be below eject_failures (3), "
+      "got 3"]),
+    # the defaults count: eject_failures 2 meets the default degrade_failures 2
+    ("passive_health_eject_not_above_default_degrade",
+     with_upstream("    passive_health:\n      eject_failures: 2\n"),
+     ["{f}:9: upstreams[0].passive_health.eject_failures: must be above degrade_failures (2, the "
+      "default), got 2"]),
+    ("passive_health_degrade_ratio_not_below_eject_ratio",
+     with_upstream("    passive_health:\n      degrade_ratio_pct: 60\n"),
+     ["{f}:9: upstreams[0].passive_health.degrade_ratio_pct: must be below eject_ratio_pct (50, "
+      "the default), got 60"]),
+    ("passive_health_max_recovery_below_recovery",
+     with_upstream("    passive_health:\n      recovery_ms: 5000\n      max_recovery_ms: 4000\n"),
+     ["{f}:10: upstreams[0].passive_health.max_recovery_ms: must be at least recovery_ms (5000), "
+      "got 4000"]),
+    ("breaker_unknown_key", with_upstream("    breaker:\n      max_pending: 5\n"),
+     ["{f}:9: upstreams[0].breaker.max_pending: unknown key"]),
+    ("breaker_half_open_requests_zero",
+     with_upstream("    breaker:\n      half_open_requests: 0\n"),
+     ["{f}:9: upstreams[0].breaker.half_open_requests: must be between 1 and 1000, got 0"]),
+    ("breaker_max_open_below_default_open",
+     with_upstream("    breaker:\n      max_open_ms: 4000\n"),
+     ["{f}:9: upstreams[0].breaker.max_open_ms: must be at least open_ms (5000, the default), "
+      "got 4000"]),
+    ("retries_max_too_high", with_upstream("    retries:\n      max: 11\n"),
+     ["{f}:9: upstreams[0].retries.max: must be between 0 and 10, got 11"]),
+    ("retries_not_a_mapping", with_upstream("    retries: 3\n"),
+     ['{f}:8: upstreams[0].retries: expected a mapping, got "3"']),
+    ("retries_backoff_above_default_cap", with_upstream("    retries:\n      backoff_ms: 300\n"),
+     ["{f}:9: upstreams[0].retries.backoff_ms: must be at most max_backoff_ms (250, the default), "
+      "got 300"]),
     ("default_upstream_unknown", "default_upstream: webb\n" + VALID,
      ['{f}:1: default_upstream: no upstream is named "webb"']),
     ("log_access_not_bool", "log:\n  access: sometimes\n" + VALID,
@@ -262,6 +306,20 @@ GOOD_BALANCING = [
                    "      secret: " + SECRET + "\n      max_age: 3600\n")),
     ("sticky_cookie_defaults_and_slow_start",
      with_upstream("    sticky_cookie:\n      secret: " + SECRET + "\n    slow_start_ms: 10000\n")),
+    ("policy_sections_every_key",
+     with_upstream("    passive_health:\n      eject_failures: 0\n      eject_5xx: 1000\n"
+                   "      degrade_failures: 1000\n      eject_ratio_pct: 100\n"
+                   "      degrade_ratio_pct: 99\n      min_requests: 1\n      window_ms: 100\n"
+                   "      degraded_weight_pct: 1\n      recovery_ms: 3600000\n"
+                   "      max_recovery_ms: 86400000\n"
+                   "    breaker:\n      max_failures: 0\n      failure_ratio_pct: 100\n"
+                   "      min_requests: 1000000\n      window_ms: 3600000\n      open_ms: 1\n"
+                   "      max_open_ms: 1\n      half_open_requests: 1000\n"
+                   "      half_open_successes: 1000\n      max_concurrent: 1000000\n"
+                   "    retries:\n      max: 10\n      budget_pct: 0\n      min_retries: 100000\n"
+                   "      backoff_ms: 0\n      max_backoff_ms: 0\n")),
+    ("policy_sections_empty",
+     with_upstream("    passive_health: {}\n    breaker: {}\n    retries: {}\n")),
     ("default_upstream_and_access_log_off",
      "log:\n  access: false\ndefault_upstream: app\n" + VALID),
 ]

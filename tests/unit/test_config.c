@@ -186,6 +186,35 @@ static void assert_has_error(struct fixture *f, unsigned line, const char *expec
     fail_msg("missing error: %s", want);
 }
 
+/* The defaults of passive_health, breaker and retries, as config.h gives them. */
+static void assert_policy_defaults(const struct sp_upstream_conf *u)
+{
+    assert_int_equal(u->passive_health.eject_failures, 5);
+    assert_int_equal(u->passive_health.eject_5xx, 5);
+    assert_int_equal(u->passive_health.degrade_failures, 2);
+    assert_int_equal(u->passive_health.eject_ratio_pct, 50);
+    assert_int_equal(u->passive_health.degrade_ratio_pct, 10);
+    assert_int_equal(u->passive_health.min_requests, 20);
+    assert_int_equal(u->passive_health.window_ms, 10000);
+    assert_int_equal(u->passive_health.degraded_weight_pct, 50);
+    assert_int_equal(u->passive_health.recovery_ms, 1000);
+    assert_int_equal(u->passive_health.max_recovery_ms, 60000);
+    assert_int_equal(u->breaker.max_failures, 5);
+    assert_int_equal(u->breaker.failure_ratio_pct, 0);
+    assert_int_equal(u->breaker.min_requests, 20);
+    assert_int_equal(u->breaker.window_ms, 10000);
+    assert_int_equal(u->breaker.open_ms, 5000);
+    assert_int_equal(u->breaker.max_open_ms, 60000);
+    assert_int_equal(u->breaker.half_open_requests, 1);
+    assert_int_equal(u->breaker.half_open_successes, 1);
+    assert_int_equal(u->breaker.max_concurrent, 0);
+    assert_int_equal(u->retries.max, 2);
+    assert_int_equal(u->retries.budget_pct, 20);
+    assert_int_equal(u->retries.min_retries, 3);
+    assert_int_equal(u->retries.backoff_ms, 10);
+    assert_int_equal(u->retries.max_backoff_ms, 250);
+}
+
 static void test_minimal_config_loads_with_every_default(void **state)
 {
     struct fixture *f = *state;
@@ -239,6 +268,7 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_null(c->upstreams[0].sticky.secret);
     assert_int_equal(c->upstreams[0].sticky.max_age_s, 0);
     assert_int_equal(c->upstreams[0].slow_start_ms, 0);
+    assert_policy_defaults(&c->upstreams[0]);
 }
 
 static const struct doc full_doc = {
@@ -352,6 +382,79 @@ static void test_every_upstream_key_is_loaded_into_the_config(void **state)
     assert_int_equal(ntohs(sin6->sin6_port), 9443);
 }
 
+static void test_every_policy_key_is_loaded_into_the_config(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {
+        .upstream = "passive_health:\n  eject_failures: 7\n  eject_5xx: 8\n  degrade_failures: 3\n"
+                    "  eject_ratio_pct: 60\n  degrade_ratio_pct: 15\n  min_requests: 30\n"
+                    "  window_ms: 20000\n  degraded_weight_pct: 25\n  recovery_ms: 2000\n"
+                    "  max_recovery_ms: 120000\n"
+                    "breaker:\n  max_failures: 9\n  failure_ratio_pct: 40\n  min_requests: 50\n"
+                    "  window_ms: 30000\n  open_ms: 6000\n  max_open_ms: 90000\n"
+                    "  half_open_requests: 3\n  half_open_successes: 2\n  max_concurrent: 500\n"
+                    "retries:\n  max: 4\n  budget_pct: 30\n  min_retries: 6\n  backoff_ms: 25\n"
+                    "  max_backoff_ms: 1000",
+    };
+    const struct sp_upstream_conf *u;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    u = &f->config->upstreams[0];
+    assert_int_equal(u->passive_health.eject_failures, 7);
+    assert_int_equal(u->passive_health.eject_5xx, 8);
+    assert_int_equal(u->passive_health.degrade_failures, 3);
+    assert_int_equal(u->passive_health.eject_ratio_pct, 60);
+    assert_int_equal(u->passive_health.degrade_ratio_pct, 15);
+    assert_int_equal(u->passive_health.min_requests, 30);
+    assert_int_equal(u->passive_health.window_ms, 20000);
+    assert_int_equal(u->passive_health.degraded_weight_pct, 25);
+    assert_int_equal(u->passive_health.recovery_ms, 2000);
+    assert_int_equal(u->passive_health.max_recovery_ms, 120000);
+    assert_int_equal(u->breaker.max_failures, 9);
+    assert_int_equal(u->breaker.failure_ratio_pct, 40);
+    assert_int_equal(u->breaker.min_requests, 50);
+    assert_int_equal(u->breaker.window_ms, 30000);
+    assert_int_equal(u->breaker.open_ms, 6000);
+    assert_int_equal(u->breaker.max_open_ms, 90000);
+    assert_int_equal(u->breaker.half_open_requests, 3);
+    assert_int_equal(u->breaker.half_open_successes, 2);
+    assert_int_equal(u->breaker.max_concurrent, 500);
+    assert_int_equal(u->retries.max, 4);
+    assert_int_equal(u->retries.budget_pct, 30);
+    assert_int_equal(u->retries.min_retries, 6);
+    assert_int_equal(u->retries.backoff_ms, 25);
+    assert_int_equal(u->retries.max_backoff_ms, 1000);
+}
+
+static void test_empty_policy_sections_get_every_default(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {.upstream = "passive_health: {}\nbreaker: {}\nretries: {}"};
+
+    assert_int_equal(load_doc(f, &d), 0);
+    assert_policy_defaults(&f->config->upstreams[0]);
+}
+
+static void test_a_partial_policy_section_keeps_the_other_defaults(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {.upstream = "passive_health:\n  eject_5xx: 0\n"
+                                      "breaker:\n  max_concurrent: 64\n"
+                                      "retries:\n  max: 0"};
+    struct sp_upstream_conf want;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    want = f->config->upstreams[0];
+    assert_int_equal(want.passive_health.eject_5xx, 0);
+    assert_int_equal(want.breaker.max_concurrent, 64);
+    assert_int_equal(want.retries.max, 0);
+    /* put the defaults back: everything else must have been a default already */
+    want.passive_health.eject_5xx = 5;
+    want.breaker.max_concurrent = 0;
+    want.retries.max = 2;
+    assert_policy_defaults(&want);
+}
+
 static void test_backend_ipv4_address_is_resolved_into_a_sockaddr(void **state)
 {
     struct fixture *f = *state;
@@ -445,6 +548,56 @@ static const struct key_case valid_cases[] = {
                          "  max_age: 31536000"}},
     {.doc = {.upstream = "slow_start_ms: 0"}},
     {.doc = {.upstream = "slow_start_ms: 3600000"}},
+    {.doc = {.upstream = "passive_health:\n  eject_failures: 1000"}},
+    {.doc = {.upstream = "passive_health:\n  eject_failures: 0\n  degrade_failures: 1000"}},
+    {.doc = {.upstream = "passive_health:\n  eject_5xx: 0"}},
+    {.doc = {.upstream = "passive_health:\n  eject_5xx: 1000"}},
+    {.doc = {.upstream = "passive_health:\n  degrade_failures: 4"}},
+    {.doc = {.upstream = "passive_health:\n  degrade_failures: 0\n  eject_failures: 1"}},
+    {.doc = {.upstream = "passive_health:\n  eject_ratio_pct: 100"}},
+    {.doc = {.upstream = "passive_health:\n  eject_ratio_pct: 0\n  degrade_ratio_pct: 100"}},
+    {.doc = {.upstream = "passive_health:\n  degrade_ratio_pct: 49"}},
+    {.doc = {.upstream = "passive_health:\n  degrade_ratio_pct: 0\n  eject_ratio_pct: 1"}},
+    {.doc = {.upstream = "passive_health:\n  min_requests: 1"}},
+    {.doc = {.upstream = "passive_health:\n  min_requests: 1000000"}},
+    {.doc = {.upstream = "passive_health:\n  window_ms: 100"}},
+    {.doc = {.upstream = "passive_health:\n  window_ms: 3600000"}},
+    {.doc = {.upstream = "passive_health:\n  degraded_weight_pct: 1"}},
+    {.doc = {.upstream = "passive_health:\n  degraded_weight_pct: 100"}},
+    {.doc = {.upstream = "passive_health:\n  recovery_ms: 1"}},
+    {.doc = {.upstream = "passive_health:\n  recovery_ms: 60000"}},
+    {.doc = {.upstream = "passive_health:\n  recovery_ms: 3600000\n  max_recovery_ms: 86400000"}},
+    {.doc = {.upstream = "passive_health:\n  max_recovery_ms: 1000"}},
+    {.doc = {.upstream = "passive_health:\n  max_recovery_ms: 1\n  recovery_ms: 1"}},
+    {.doc = {.upstream = "breaker:\n  max_failures: 0"}},
+    {.doc = {.upstream = "breaker:\n  max_failures: 1000"}},
+    {.doc = {.upstream = "breaker:\n  failure_ratio_pct: 100"}},
+    {.doc = {.upstream = "breaker:\n  failure_ratio_pct: 1\n  max_failures: 0"}},
+    {.doc = {.upstream = "breaker:\n  min_requests: 1"}},
+    {.doc = {.upstream = "breaker:\n  min_requests: 1000000"}},
+    {.doc = {.upstream = "breaker:\n  window_ms: 100"}},
+    {.doc = {.upstream = "breaker:\n  window_ms: 3600000"}},
+    {.doc = {.upstream = "breaker:\n  open_ms: 1"}},
+    {.doc = {.upstream = "breaker:\n  open_ms: 60000"}},
+    {.doc = {.upstream = "breaker:\n  open_ms: 3600000\n  max_open_ms: 86400000"}},
+    {.doc = {.upstream = "breaker:\n  max_open_ms: 5000"}},
+    {.doc = {.upstream = "breaker:\n  half_open_requests: 1"}},
+    {.doc = {.upstream = "breaker:\n  half_open_requests: 1000"}},
+    {.doc = {.upstream = "breaker:\n  half_open_successes: 1"}},
+    {.doc = {.upstream = "breaker:\n  half_open_successes: 1000"}},
+    {.doc = {.upstream = "breaker:\n  max_concurrent: 0"}},
+    {.doc = {.upstream = "breaker:\n  max_concurrent: 1000000"}},
+    {.doc = {.upstream = "retries:\n  max: 0"}},
+    {.doc = {.upstream = "retries:\n  max: 10"}},
+    {.doc = {.upstream = "retries:\n  budget_pct: 0"}},
+    {.doc = {.upstream = "retries:\n  budget_pct: 1000"}},
+    {.doc = {.upstream = "retries:\n  min_retries: 0"}},
+    {.doc = {.upstream = "retries:\n  min_retries: 100000"}},
+    {.doc = {.upstream = "retries:\n  backoff_ms: 0"}},
+    {.doc = {.upstream = "retries:\n  backoff_ms: 250"}},
+    {.doc = {.upstream = "retries:\n  backoff_ms: 60000\n  max_backoff_ms: 600000"}},
+    {.doc = {.upstream = "retries:\n  max_backoff_ms: 10"}},
+    {.doc = {.upstream = "retries:\n  max_backoff_ms: 0\n  backoff_ms: 0"}},
 };
 
 static const struct key_case invalid_cases[] = {
@@ -811,6 +964,148 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "slow_start_ms: 10s"},
      "slow_start_ms",
      "upstreams[0].slow_start_ms: expected an unsigned integer, got \"10s\""},
+    {{.upstream = "passive_health:\n  eject_failures: 1001"},
+     "eject_failures: 1001",
+     "upstreams[0].passive_health.eject_failures: must be between 0 and 1000, got 1001"},
+    {{.upstream = "passive_health:\n  eject_5xx: 1001"},
+     "eject_5xx: 1001",
+     "upstreams[0].passive_health.eject_5xx: must be between 0 and 1000, got 1001"},
+    {{.upstream = "passive_health:\n  degrade_failures: 1001"},
+     "degrade_failures: 1001",
+     "upstreams[0].passive_health.degrade_failures: must be between 0 and 1000, got 1001"},
+    {{.upstream = "passive_health:\n  eject_ratio_pct: 101"},
+     "eject_ratio_pct: 101",
+     "upstreams[0].passive_health.eject_ratio_pct: must be between 0 and 100, got 101"},
+    {{.upstream = "passive_health:\n  degrade_ratio_pct: 101"},
+     "degrade_ratio_pct: 101",
+     "upstreams[0].passive_health.degrade_ratio_pct: must be between 0 and 100, got 101"},
+    {{.upstream = "passive_health:\n  min_requests: 0"},
+     "min_requests: 0",
+     "upstreams[0].passive_health.min_requests: must be between 1 and 1000000, got 0"},
+    {{.upstream = "passive_health:\n  window_ms: 99"},
+     "window_ms: 99",
+     "upstreams[0].passive_health.window_ms: must be between 100 and 3600000, got 99"},
+    {{.upstream = "passive_health:\n  degraded_weight_pct: 0"},
+     "degraded_weight_pct: 0",
+     "upstreams[0].passive_health.degraded_weight_pct: must be between 1 and 100, got 0"},
+    {{.upstream = "passive_health:\n  recovery_ms: 0"},
+     "recovery_ms: 0",
+     "upstreams[0].passive_health.recovery_ms: must be between 1 and 3600000, got 0"},
+    {{.upstream = "passive_health:\n  max_recovery_ms: 86400001"},
+     "max_recovery_ms: 86400001",
+     "upstreams[0].passive_health.max_recovery_ms: must be between 1 and 86400000, got 86400001"},
+    {{.upstream = "breaker:\n  max_failures: 1001"},
+     "max_failures: 1001",
+     "upstreams[0].breaker.max_failures: must be between 0 and 1000, got 1001"},
+    {{.upstream = "breaker:\n  failure_ratio_pct: 101"},
+     "failure_ratio_pct: 101",
+     "upstreams[0].breaker.failure_ratio_pct: must be between 0 and 100, got 101"},
+    {{.upstream = "breaker:\n  min_requests: 1000001"},
+     "min_requests: 1000001",
+     "upstreams[0].breaker.min_requests: must be between 1 and 1000000, got 1000001"},
+    {{.upstream = "breaker:\n  window_ms: 3600001"},
+     "window_ms: 3600001",
+     "upstreams[0].breaker.window_ms: must be between 100 and 3600000, got 3600001"},
+    {{.upstream = "breaker:\n  open_ms: 0"},
+     "open_ms: 0",
+     "upstreams[0].breaker.open_ms: must be between 1 and 3600000, got 0"},
+    {{.upstream = "breaker:\n  max_open_ms: 0"},
+     "max_open_ms: 0",
+     "upstreams[0].breaker.max_open_ms: must be between 1 and 86400000, got 0"},
+    {{.upstream = "breaker:\n  half_open_requests: 0"},
+     "half_open_requests: 0",
+     "upstreams[0].breaker.half_open_requests: must be between 1 and 1000, got 0"},
+    {{.upstream = "breaker:\n  half_open_successes: 1001"},
+     "half_open_successes: 1001",
+     "upstreams[0].breaker.half_open_successes: must be between 1 and 1000, got 1001"},
+    {{.upstream = "breaker:\n  max_concurrent: 1000001"},
+     "max_concurrent: 1000001",
+     "upstreams[0].breaker.max_concurrent: must be between 0 and 1000000, got 1000001"},
+    {{.upstream = "retries:\n  max: 11"},
+     "max: 11",
+     "upstreams[0].retries.max: must be between 0 and 10, got 11"},
+    {{.upstream = "retries:\n  budget_pct: 1001"},
+     "budget_pct: 1001",
+     "upstreams[0].retries.budget_pct: must be between 0 and 1000, got 1001"},
+    {{.upstream = "retries:\n  min_retries: 100001"},
+     "min_retries: 100001",
+     "upstreams[0].retries.min_retries: must be between 0 and 100000, got 100001"},
+    {{.upstream = "retries:\n  backoff_ms: 60001"},
+     "backoff_ms: 60001",
+     "upstreams[0].retries.backoff_ms: must be between 0 and 60000, got 60001"},
+    {{.upstream = "retries:\n  max_backoff_ms: 600001"},
+     "max_backoff_ms: 600001",
+     "upstreams[0].retries.max_backoff_ms: must be between 0 and 600000, got 600001"},
+    {{.upstream = "passive_health:\n  window_ms: 10s"},
+     "window_ms",
+     "upstreams[0].passive_health.window_ms: expected an unsigned integer, got \"10s\""},
+    {{.upstream = "breaker:\n  open_ms: -1"},
+     "open_ms",
+     "upstreams[0].breaker.open_ms: expected an unsigned integer, got \"-1\""},
+    {{.upstream = "retries:\n  max:"}, "max:", "upstreams[0].retries.max: missing value"},
+    {{.upstream = "passive_health: true"},
+     "passive_health",
+     "upstreams[0].passive_health: expected a mapping, got \"true\""},
+    {{.upstream = "breaker: [max_failures]"},
+     "breaker",
+     "upstreams[0].breaker: expected a mapping, got a list"},
+    {{.upstream = "retries: 3"}, "retries", "upstreams[0].retries: expected a mapping, got \"3\""},
+    {{.upstream = "passive_health:\n  interval_ms: 5"},
+     "interval_ms",
+     "upstreams[0].passive_health.interval_ms: unknown key"},
+    {{.upstream = "breaker:\n  max_pending: 5"},
+     "max_pending",
+     "upstreams[0].breaker.max_pending: unknown key"},
+    {{.upstream = "retries:\n  attempts: 5"},
+     "attempts",
+     "upstreams[0].retries.attempts: unknown key"},
+    /* paired settings out of order: the key the rule is about is blamed when written */
+    {{.upstream = "passive_health:\n  eject_failures: 3\n  degrade_failures: 3"},
+     "degrade_failures",
+     "upstreams[0].passive_health.degrade_failures: must be below eject_failures (3), got 3"},
+    {{.upstream = "passive_health:\n  degrade_failures: 6"},
+     "degrade_failures",
+     "upstreams[0].passive_health.degrade_failures: must be below eject_failures (5, the "
+     "default), got 6"},
+    {{.upstream = "passive_health:\n  eject_failures: 2"},
+     "eject_failures",
+     "upstreams[0].passive_health.eject_failures: must be above degrade_failures (2, the "
+     "default), got 2"},
+    {{.upstream = "passive_health:\n  degrade_ratio_pct: 80\n  eject_ratio_pct: 60"},
+     "degrade_ratio_pct",
+     "upstreams[0].passive_health.degrade_ratio_pct: must be below eject_ratio_pct (60), got 80"},
+    {{.upstream = "passive_health:\n  eject_ratio_pct: 10"},
+     "eject_ratio_pct",
+     "upstreams[0].passive_health.eject_ratio_pct: must be above degrade_ratio_pct (10, the "
+     "default), got 10"},
+    {{.upstream = "passive_health:\n  recovery_ms: 5000\n  max_recovery_ms: 4999"},
+     "max_recovery_ms",
+     "upstreams[0].passive_health.max_recovery_ms: must be at least recovery_ms (5000), got "
+     "4999"},
+    {{.upstream = "passive_health:\n  max_recovery_ms: 999"},
+     "max_recovery_ms",
+     "upstreams[0].passive_health.max_recovery_ms: must be at least recovery_ms (1000, the "
+     "default), got 999"},
+    {{.upstream = "passive_health:\n  recovery_ms: 60001"},
+     "recovery_ms",
+     "upstreams[0].passive_health.recovery_ms: must be at most max_recovery_ms (60000, the "
+     "default), got 60001"},
+    {{.upstream = "breaker:\n  open_ms: 2000\n  max_open_ms: 1000"},
+     "max_open_ms",
+     "upstreams[0].breaker.max_open_ms: must be at least open_ms (2000), got 1000"},
+    {{.upstream = "breaker:\n  open_ms: 60001"},
+     "open_ms",
+     "upstreams[0].breaker.open_ms: must be at most max_open_ms (60000, the default), got 60001"},
+    {{.upstream = "retries:\n  max_backoff_ms: 9"},
+     "max_backoff_ms",
+     "upstreams[0].retries.max_backoff_ms: must be at least backoff_ms (10, the default), got 9"},
+    {{.upstream = "retries:\n  backoff_ms: 100\n  max_backoff_ms: 50"},
+     "max_backoff_ms",
+     "upstreams[0].retries.max_backoff_ms: must be at least backoff_ms (100), got 50"},
+    {{.upstream = "retries:\n  backoff_ms: 251"},
+     "backoff_ms",
+     "upstreams[0].retries.backoff_ms: must be at most max_backoff_ms (250, the default), got "
+     "251"},
 };
 
 static void test_each_key_accepts_a_valid_value(void **state)
@@ -1046,6 +1341,43 @@ static void test_routes_in_the_same_upstream_may_not_repeat(void **state)
                      "upstreams[0].routes[0] for method GET");
 }
 
+static void test_policy_pairs_are_checked_in_every_upstream_at_once(void **state)
+{
+    struct fixture *f = *state;
+    static const char yaml[] = "listeners:\n"
+                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
+                               "server.key}\n"
+                               "upstreams:\n"
+                               "  - name: a\n"
+                               "    routes: [{path_prefix: /a}]\n"
+                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                               "    passive_health: {eject_failures: 0, degrade_failures: 9}\n"
+                               "  - name: b\n"
+                               "    routes: [{path_prefix: /b}]\n"
+                               "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n"
+                               "    passive_health:\n"
+                               "      degrade_failures: 9\n"
+                               "    breaker:\n"
+                               "      max_open_ms: 4000\n"
+                               "    retries: {backoff_ms: 300, max_backoff_ms: 200}\n";
+
+    /* upstreams[0] turned ejecting on consecutive failures off, so any degrade threshold fits */
+    assert_int_equal(load_text(f, yaml), -EINVAL);
+    assert_int_equal(f->errors.count, 3);
+    assert_has_error(f, 12,
+                     "upstreams[1].passive_health.degrade_failures: must be below eject_failures "
+                     "(5, the default), got 9");
+    assert_has_error(f, 14,
+                     "upstreams[1].breaker.max_open_ms: must be at least open_ms (5000, the "
+                     "default), got 4000");
+    assert_has_error(f, 15,
+                     "upstreams[1].retries.max_backoff_ms: must be at least backoff_ms (300), got "
+                     "200");
+    /* in file order */
+    assert_int_equal(f->errors.items[0].line, 12);
+    assert_int_equal(f->errors.items[2].line, 15);
+}
+
 static void test_error_format_omits_line_zero_and_empty_key(void **state)
 {
     struct sp_config_error e = {.file = "a.yaml", .line = 3, .key = "k", .message = "bad"};
@@ -1276,6 +1608,9 @@ static void test_example_config_is_valid(void **state)
     assert_true(f->config->access_log);
     assert_string_equal(f->config->default_upstream, "web");
     assert_true(f->config->upstreams[1].sticky.enabled);
+    /* "api" writes out every policy key with its default, "web" has no policy section */
+    assert_policy_defaults(&f->config->upstreams[0]);
+    assert_policy_defaults(&f->config->upstreams[1]);
 }
 
 int main(void)
@@ -1285,6 +1620,9 @@ int main(void)
         cmocka_unit_test(test_every_top_level_key_is_loaded_into_the_config),
         cmocka_unit_test(test_every_listener_key_is_loaded_into_the_config),
         cmocka_unit_test(test_every_upstream_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_every_policy_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_empty_policy_sections_get_every_default),
+        cmocka_unit_test(test_a_partial_policy_section_keeps_the_other_defaults),
         cmocka_unit_test(test_backend_ipv4_address_is_resolved_into_a_sockaddr),
         cmocka_unit_test(test_each_key_accepts_a_valid_value),
         cmocka_unit_test(test_each_key_rejects_an_invalid_value_with_its_line),
@@ -1300,6 +1638,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_listeners_names_and_ids_are_errors),
         cmocka_unit_test(test_routes_that_cannot_be_told_apart_are_errors),
         cmocka_unit_test(test_routes_in_the_same_upstream_may_not_repeat),
+        cmocka_unit_test(test_policy_pairs_are_checked_in_every_upstream_at_once),
         cmocka_unit_test(test_error_format_omits_line_zero_and_empty_key),
         cmocka_unit_test(test_free_and_fini_accept_empty_objects),
         cmocka_unit_test(test_each_strategy_name_loads_as_its_enum),
