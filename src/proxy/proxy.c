@@ -332,12 +332,16 @@ static bool retry(struct req *r, const char *cause, bool never_processed)
         (!elsewhere &&
          !(never_processed && sp_pool_backend_eligible(u->pool, (size_t)r->be, sp_time_now()))))
         return false;
-    if (!sp_budget_try_retry(&u->budget)) {
-        SP_LOG_WARN("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
-                    r->request_id, cause);
-        return false;
+    /* The budget stops retries from multiplying load on struggling backends; a request no
+     * backend processed added no load, so its retry is not counted against it. */
+    if (!never_processed) {
+        if (!sp_budget_try_retry(&u->budget)) {
+            SP_LOG_WARN("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
+                        r->request_id, cause);
+            return false;
+        }
+        r->retrying = true;
     }
-    r->retrying = true;
     r->avoid_be = elsewhere ? r->be : -1;
     detach_upstream(r);
     delay = sp_backoff_delay(rc->backoff_ms * SP_MS, rc->max_backoff_ms * SP_MS, r->tries,

@@ -262,6 +262,16 @@ ssize_t sp_tcp_write(struct sp_tcp *t, const uint8_t *data, size_t len)
     return -errno;
 }
 
+void sp_tcp_pause_read(struct sp_tcp *t, bool paused)
+{
+    if (t->state != TCP_OPEN)
+        return;
+    if (paused)
+        ev_io_stop(t->loop, &t->rio);
+    else
+        ev_io_start(t->loop, &t->rio);
+}
+
 void sp_tcp_stop(struct sp_tcp *t)
 {
     ev_io_stop(t->loop, &t->rio);

@@ -35,15 +35,15 @@ struct sp_tcp_events {
 };
 
 struct sp_tcp_params {
-    struct ev_loop *loop;                 /* borrowed */
-    const struct sockaddr *addr;          /* borrowed; copied */
+    struct ev_loop *loop;        /* borrowed */
+    const struct sockaddr *addr; /* borrowed; copied */
     socklen_t addrlen;
-    sp_time_t connect_timeout_ns;         /* TCP connect + TLS handshake */
-    const struct sp_tls_client *tls;      /* borrowed; NULL = cleartext */
-    const char *verify_name;              /* SNI / certificate name (TLS only) */
-    const char *alpn;                     /* e.g. "h2" or "http/1.1" (TLS only); mandatory */
-    const struct sp_tcp_events *events;   /* borrowed */
-    void *ctx;                            /* borrowed; passed to events */
+    sp_time_t connect_timeout_ns;       /* TCP connect + TLS handshake */
+    const struct sp_tls_client *tls;    /* borrowed; NULL = cleartext */
+    const char *verify_name;            /* SNI / certificate name (TLS only) */
+    const char *alpn;                   /* e.g. "h2" or "http/1.1" (TLS only); mandatory */
+    const struct sp_tcp_events *events; /* borrowed */
+    void *ctx;                          /* borrowed; passed to events */
 };
 
 /* Starts connecting. Returns 0 with *ret, or negative errno (nothing allocated). */
@@ -57,6 +57,11 @@ ssize_t sp_tcp_read(struct sp_tcp *t, uint8_t *buf, size_t cap);
  * follows when more fit), -EAGAIN when none, or another negative errno. With TLS, a record that
  * was partly sent must be retried with the same data (GnuTLS rule): keep the bytes until taken. */
 ssize_t sp_tcp_write(struct sp_tcp *t, const uint8_t *data, size_t len);
+
+/* Stops (paused) or restarts reading events: how a protocol stops taking bytes from a backend
+ * while the client side has not consumed what it already has. Resuming does not replay
+ * readiness (TLS may hold decrypted bytes): the owner reads once itself after resuming. */
+void sp_tcp_pause_read(struct sp_tcp *t, bool paused);
 
 /* Closes the socket (TLS close_notify best effort) and frees. NULL is fine. Never from inside
  * one of t's own events: defer it. */

@@ -58,7 +58,7 @@ const struct sp_uconn_ops *sp_uconn_ops_for(enum sp_backend_proto proto)
     case SP_BACKEND_PROTO_H2C:
         return &sp_uconn_h2_ops; /* TLS or not per backend->tls */
     case SP_BACKEND_PROTO_HTTP1:
-        return NULL; /* wired when the HTTP/1.1 implementation lands */
+        return &sp_uconn_h1_ops; /* cleartext or TLS per backend->tls */
     }
     return NULL;
 }

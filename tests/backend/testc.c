@@ -2,7 +2,9 @@
  * clients.py). COUNT requests, at most PARALLEL at once, on one QUIC connection, each with exactly
  * the fields given; one JSON line per finished request on stdout. Callbacks only record; all that
  * writes (requests, request body, flow-control credit) runs from an ev_prepare watcher, so nothing
- * re-enters ngtcp2 or nghttp3 from inside their own callbacks. Single-threaded. */
+ * re-enters ngtcp2 or nghttp3 from inside their own callbacks. Single-threaded.
+ * --bind ADDR sends from that local address (any 127.x.y.z works on Linux loopback), so one test
+ * can act as several client IPs. -H fields go out exactly as given (e.g. -H 'cookie: a=b'). */
 #include "core/log.h"
 #include "core/util.h"
 #include "http/h3.h"
@@ -26,15 +28,16 @@
 #define INFLIGHT_BYTES (1024 * 1024) /* request body held per stream until the peer acks it */
 
 struct opts {
-    const char *ca;               /* borrowed (argv), as are the strings below */
-    const char *sni;              /* TLS SNI and verification name */
-    const char *connect;          /* HOST:PORT */
-    const char *body_path;        /* request body file, NULL for none */
-    bool insecure;                /* no certificate verification */
-    bool print_body;              /* add "body" to each line */
-    unsigned long count;          /* requests in total, >= 1 */
-    unsigned long parallel;       /* requests at once, >= 1 */
-    double timeout_s;             /* bounds the whole run */
+    const char *ca;            /* borrowed (argv), as are the strings below */
+    const char *sni;           /* TLS SNI and verification name */
+    const char *connect;       /* HOST:PORT */
+    const char *bind;          /* local address to send from (e.g. 127.0.0.5), NULL for any */
+    const char *body_path;     /* request body file, NULL for none */
+    bool insecure;             /* no certificate verification */
+    bool print_body;           /* add "body" to each line */
+    unsigned long count;       /* requests in total, >= 1 */
+    unsigned long parallel;    /* requests at once, >= 1 */
+    double timeout_s;          /* bounds the whole run */
     struct sp_fields fields;   /* request fields, in order; items owned, bytes in argv */
     struct sp_fields trailers; /* request trailers, likewise */
 };
@@ -386,7 +389,27 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     sp_quic_conn_write(qc);
 }
 
-/* Resolves HOST:PORT and connects a UDP socket to it. */
+/* Binds fd to the numeric address cl->o->bind (any port), so a test can be several clients. */
+static int bind_local(struct client *cl, int fd, int family)
+{
+    struct addrinfo hints = {.ai_family = family,
+                             .ai_socktype = SOCK_DGRAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE},
+                    *ai;
+    int rv = getaddrinfo(cl->o->bind, "0", &hints, &ai);
+
+    if (rv != 0) {
+        fprintf(stderr, "spooky-testc: --bind %s: %s\n", cl->o->bind, gai_strerror(rv));
+        return -EINVAL;
+    }
+    rv = bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ? -errno : 0;
+    if (rv != 0)
+        fprintf(stderr, "spooky-testc: --bind %s: %s\n", cl->o->bind, strerror(-rv));
+    freeaddrinfo(ai);
+    return rv;
+}
+
+/* Resolves HOST:PORT and connects a UDP socket to it (from --bind's address, when given). */
 static int open_socket(struct client *cl, struct sockaddr_storage *ret_addr, socklen_t *ret_len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *ai;
@@ -403,8 +426,12 @@ static int open_socket(struct client *cl, struct sockaddr_storage *ret_addr, soc
         return -EINVAL;
     }
     fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1 || connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+    rv = fd == -1 ? -errno : 0;
+    if (rv == 0 && cl->o->bind != NULL)
+        rv = bind_local(cl, fd, ai->ai_family);
+    if (rv == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == -1)
         rv = -errno;
+    if (rv != 0) {
         if (fd != -1)
             (void)close(fd);
         freeaddrinfo(ai);
@@ -457,7 +484,7 @@ static int client_connect(struct client *cl)
 }
 
 static const char usage[] =
-    "usage: spooky-testc [--insecure] [--ca FILE] [--sni NAME] --connect HOST:PORT\n"
+    "usage: spooky-testc [--insecure] [--ca FILE] [--sni NAME] [--bind ADDR] --connect HOST:PORT\n"
     "         [-n COUNT] [-P PARALLEL] [--body FILE] [--trailer 'name: value']...\n"
     "         [--print-body] [--timeout SECONDS] -H 'name: value'...\n";
 
@@ -471,7 +498,7 @@ static int add_field(struct sp_fields *v, const char *arg)
         return -EINVAL;
     v->items = sp_xrealloc(v->items, (v->count + 1) * sizeof(*v->items));
     v->items[v->count++] = (struct sp_field){(const uint8_t *)arg, (size_t)(sep - arg),
-                                                (const uint8_t *)sep + 2, strlen(sep + 2)};
+                                             (const uint8_t *)sep + 2, strlen(sep + 2)};
     return 0;
 }
 
@@ -504,6 +531,7 @@ static int parse_opt(struct opts *o, const char *name, const char *v)
     str = strcmp(name, "--ca") == 0        ? &o->ca
           : strcmp(name, "--sni") == 0     ? &o->sni
           : strcmp(name, "--connect") == 0 ? &o->connect
+          : strcmp(name, "--bind") == 0    ? &o->bind
           : strcmp(name, "--body") == 0    ? &o->body_path
                                            : NULL;
     if (str == NULL)

@@ -1,10 +1,13 @@
 /* spooky-testd: our own HTTP/3 test backend, built on spooky's HTTP/3 server modules, for the
  * behaviours the third-party servers lack: echo of headers and body, delays, resets, trailers,
  * chosen statuses and a /stats endpoint counting handshakes. Usage:
- *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME
+ *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME [--delay-ms N]
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
  * /trailers, /status/CODE, /stats, /goaway (answers, then sends GOAWAY); any other path answers 200
- * "hello from NAME: METHOD PATH". Every response carries x-backend-id: NAME. */
+ * "hello from NAME: METHOD PATH". Every response carries x-backend-id: NAME.
+ * --delay-ms N makes a uniformly slow backend: every request, whatever its endpoint, is held N ms
+ * from its arrival before it is acted on (answered, reset, or its own /delay/MS started); an /echo
+ * body arriving meanwhile is kept (flow control bounds it) and echoed once the hold ends. */
 #include "core/defer.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -26,6 +29,7 @@ struct testd {
     const char *id;
     struct sp_h3_server *srv;
     uint64_t handshakes, requests;
+    double delay_s; /* --delay-ms: hold before acting on every request */
 };
 
 enum kind {
@@ -49,7 +53,11 @@ struct treq {
     uint64_t arg;  /* N, MS or CODE */
     uint64_t sent; /* /size and /reset-after: bytes generated so far */
     bool responded;
-    ev_timer timer; /* /delay */
+    bool held;      /* --delay-ms: still waiting before acting on the request */
+    bool ended;     /* the request (headers, body, trailers) is complete */
+    uint8_t *early; /* /echo body received while held; owned */
+    size_t early_len, early_cap;
+    ev_timer timer; /* /delay, and the --delay-ms hold before it */
 };
 
 static struct testd *g_td;
@@ -242,6 +250,15 @@ static void t_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, s
 {
     struct treq *r = treq_of(user);
 
+    if (r->kind == K_ECHO && r->held) { /* credit comes back once it is echoed and acked */
+        if (r->early_len + len > r->early_cap) {
+            r->early_cap = SP_MAX(2 * r->early_cap, r->early_len + len);
+            r->early = sp_xrealloc(r->early, r->early_cap);
+        }
+        memcpy(r->early + r->early_len, data, len);
+        r->early_len += len;
+        return;
+    }
     if (r->kind == K_ECHO) {
         if (!r->responded)
             respond(r, 200, "application/octet-stream", true);
@@ -263,6 +280,9 @@ static void t_on_end(struct sp_h3_stream *s, void *user)
     struct treq *r = treq_of(user);
 
     (void)s;
+    r->ended = true;
+    if (r->held)
+        return; /* on_hold_end finishes it */
     if (r->kind == K_ECHO && !r->responded)
         respond(r, 200, "application/octet-stream", true);
     if (r->kind != K_SIZE && r->kind != K_DELAY && r->kind != K_RESET && r->kind != K_RESET_AFTER)
@@ -287,6 +307,7 @@ static void t_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
     (void)s;
     (void)app_error;
     ev_timer_stop(r->td->loop, &r->timer);
+    free(r->early);
     free(r);
 }
 
@@ -354,17 +375,11 @@ static enum kind classify(const struct sp_field *p, uint64_t *arg)
     return K_NOT_FOUND;
 }
 
-static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
+/* Acts on a request as it arrives (or once its --delay-ms hold is over). */
+static void start_request(struct treq *r)
 {
-    struct testd *td = ctx;
-    struct treq *r = sp_xcalloc(1, sizeof(*r));
+    struct sp_h3_stream *s = r->s;
 
-    (void)c;
-    r->td = td;
-    r->s = s;
-    td->requests++;
-    r->kind = classify(sp_fields_find(sp_h3_stream_headers(s), ":path"), &r->arg);
-    sp_h3_stream_set_user(s, &treq_ops, r);
     switch (r->kind) {
     case K_SIZE: {
         char len[24];
@@ -383,7 +398,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
         break;
     case K_DELAY:
         ev_timer_init(&r->timer, on_delay, (double)r->arg / 1e3, 0.);
-        ev_timer_start(td->loop, &r->timer);
+        ev_timer_start(r->td->loop, &r->timer);
         break;
     case K_ECHO:
     case K_HEADERS:
@@ -394,6 +409,50 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     case K_NOT_FOUND:
         break; /* answered at the end of the request (t_on_end) */
     }
+}
+
+/* The --delay-ms hold is over: act on the request as if it had only just arrived, then replay
+ * what came meanwhile (an /echo body, the end of the request). */
+static void on_hold_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct treq *r = SP_CONTAINER_OF(w, struct treq, timer);
+    bool reset = r->kind == K_RESET;
+
+    (void)loop;
+    (void)revents;
+    r->held = false;
+    start_request(r);
+    if (reset)
+        return; /* the reset may have closed the stream, and freed r, already */
+    if (r->kind == K_ECHO && r->early_len > 0) {
+        respond(r, 200, "application/octet-stream", true);
+        sp_h3_stream_write(r->s, r->early, r->early_len);
+        free(r->early);
+        r->early = NULL;
+        r->early_len = r->early_cap = 0;
+    }
+    if (r->ended)
+        t_on_end(r->s, r);
+}
+
+static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
+{
+    struct testd *td = ctx;
+    struct treq *r = sp_xcalloc(1, sizeof(*r));
+
+    (void)c;
+    r->td = td;
+    r->s = s;
+    td->requests++;
+    r->kind = classify(sp_fields_find(sp_h3_stream_headers(s), ":path"), &r->arg);
+    sp_h3_stream_set_user(s, &treq_ops, r);
+    if (td->delay_s > 0) {
+        r->held = true;
+        ev_timer_init(&r->timer, on_hold_end, td->delay_s, 0.);
+        ev_timer_start(td->loop, &r->timer);
+        return;
+    }
+    start_request(r);
 }
 
 static void on_handshake(void *ctx)
@@ -435,9 +494,13 @@ static int parse_addr(const char *host, unsigned port, struct sockaddr_storage *
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"address", required_argument, NULL, 'a'}, {"port", required_argument, NULL, 'p'},
-        {"cert", required_argument, NULL, 'c'},    {"key", required_argument, NULL, 'k'},
-        {"id", required_argument, NULL, 'i'},      {NULL, 0, NULL, 0},
+        {"address", required_argument, NULL, 'a'},
+        {"port", required_argument, NULL, 'p'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"id", required_argument, NULL, 'i'},
+        {"delay-ms", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     const char *addr = "127.0.0.1", *cert = NULL, *key = NULL;
     struct testd td = {.id = "testd"};
@@ -469,12 +532,24 @@ int main(int argc, char **argv)
         case 'i':
             td.id = optarg;
             break;
+        case 'd': {
+            char *end;
+            unsigned long ms = strtoul(optarg, &end, 10);
+
+            if (end == optarg || *end != '\0' || ms > 3600000) {
+                fprintf(stderr, "spooky-testd: --delay-ms wants 0..3600000, got %s\n", optarg);
+                return 2;
+            }
+            td.delay_s = (double)ms / 1e3;
+            break;
+        }
         default:
             return 2;
         }
     }
     if (cert == NULL || key == NULL || port == 0 || parse_addr(addr, port, &ss, &sslen) != 0) {
-        fprintf(stderr, "usage: spooky-testd --address A --port P --cert C --key K --id NAME\n");
+        fprintf(stderr, "usage: spooky-testd --address A --port P --cert C --key K --id NAME "
+                        "[--delay-ms N]\n");
         return 2;
     }
     g_td = &td;

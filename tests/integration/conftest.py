@@ -180,3 +180,46 @@ def spooky_for(make_spooky, certs):
                                  strategy=strategy, routes=routes)
         return make_spooky([up], **kw)
     return start
+
+
+# ==============================================================================================
+# HTTP/1.1 backends (issue 3): nginx, caddy on http://, and our own Python HTTP/1.1 server.
+# See spookytest/h1backends.py.
+# ==============================================================================================
+
+from spookytest import h1backends  # noqa: E402  (kept with its fixtures)
+
+
+@pytest.fixture
+def make_pyh1(procs, tmp_path):
+    """make_pyh1(backend_id="h1py-1") -> h1backends.PyH1 (our HTTP/1.1 test server)."""
+    return functools.partial(h1backends.start_pyh1, procs, tmp_path)
+
+
+@pytest.fixture
+def pyh1(make_pyh1):
+    return make_pyh1("h1py-1")
+
+
+@pytest.fixture
+def make_nginx(procs, tmp_path, htdocs):
+    """make_nginx(backend_id="nginx-1") -> h1backends.Nginx serving the content files."""
+    _require_tool("nginx")
+    return functools.partial(h1backends.start_nginx, procs, tmp_path, htdocs)
+
+
+@pytest.fixture
+def nginx(make_nginx):
+    return make_nginx("nginx-1")
+
+
+@pytest.fixture
+def make_caddy_http(procs, tmp_path, htdocs):
+    """make_caddy_http(backend_id="caddy-http-1") -> h1backends.CaddyHttp (cleartext h1)."""
+    _require_tool("caddy")
+    return functools.partial(h1backends.start_caddy_http, procs, tmp_path, htdocs)
+
+
+@pytest.fixture
+def caddy_http(make_caddy_http):
+    return make_caddy_http("caddy-http-1")

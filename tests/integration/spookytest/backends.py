@@ -198,11 +198,15 @@ def stats_delta(before, after):
             "requests": after["requests"] - before["requests"] - 1}
 
 
-def start_testd(group, work_dir, certs, backend_id="testd-1", extra_args=(), timeout=10.0):
+def start_testd(group, work_dir, certs, backend_id="testd-1", extra_args=(), timeout=10.0,
+                port=None):
+    """Starts spooky-testd. port=None takes a free port; pass a stopped backend's .port to bring
+    it back at the same address. extra_args e.g. ["--delay-ms", "50"] (a uniformly slow one)."""
     exe = binaries.find("spooky-testd")
     if exe is None:
         raise AssertionError(f"spooky-testd not built ({binaries.path_of('spooky-testd')})")
-    port = ports.free_udp_port()
+    if port is None:
+        port = ports.free_udp_port()
     d = pathlib.Path(work_dir) / f"testd-{backend_id}"
     d.mkdir(parents=True, exist_ok=True)
     argv = [exe, "--address", "127.0.0.1", "--port", str(port), "--cert", certs.cert,

@@ -276,12 +276,13 @@ def request_fields(path, method="GET", authority="localhost", scheme="https", ex
 
 def testc(work_dir, port, fields, *, n=1, parallel=1, body=None, trailers=(), host="127.0.0.1",
           ca=None, insecure=False, sni="localhost", timeout_s=60, extra_args=(), group=None,
-          print_body=False):
+          print_body=False, bind=None):
     """Runs spooky-testc: `n` requests with exactly `fields` ([(name, value)] in order), up to
     `parallel` at once, on one QUIC connection to host:port. Returns TestcResult.
     print_body=True passes --print-body, which makes spooky-testc add "body" (the response body
     as text) to each JSON line: an addition to the documented contract, needed to read the
     JSON of spooky-testd's /headers.
+    bind="127.0.0.5" sends from that local address (--bind), to act as a distinct client IP.
     Raises AssertionError if the binary is missing or does not finish in timeout_s."""
     exe = binaries.find("spooky-testc")
     if exe is None:
@@ -293,6 +294,8 @@ def testc(work_dir, port, fields, *, n=1, parallel=1, body=None, trailers=(), ho
         argv += ["--ca", str(ca)]
     if sni:
         argv += ["--sni", sni]
+    if bind is not None:
+        argv += ["--bind", str(bind)]
     argv += ["--connect", f"{host}:{port}", "-n", str(n), "-P", str(parallel)]
     if body is not None:
         argv += ["--body", str(body)]
