@@ -38,6 +38,7 @@ static void make_share(const struct bench_opts *o, unsigned i, sp_time_t start,
     } else {
         ret->hard_end = warmup_end + (sp_time_t)(o->max_time_s * 1e9);
     }
+    ret->hard_end += (sp_time_t)(o->hold_s * 1e9); /* the hold comes on top */
 }
 
 /* Runs every worker; thread 0 runs in the calling thread. Returns 0 or negative errno. */

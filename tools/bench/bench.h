@@ -59,6 +59,11 @@ struct bench_opts {
     double warmup_s;   /* --warm-up: unmeasured seconds before measuring */
     double timeout_s;  /* --timeout: per request, and per handshake */
     double max_time_s; /* --max-time: hard bound on the whole run with -n */
+    /* connections */
+    uint64_t conn_requests; /* --conn-requests: requests per connection before it is closed and
+                             * replaced by a new one (a new handshake); 0 = no limit */
+    double hold_s;          /* --hold: keep the connections open and idle this long at the end */
+    unsigned connect_burst; /* --connect-burst: handshakes under way at once per thread; 0 = all */
     /* requests */
     struct sp_field *extra; /* owned array; -H fields, bytes borrowed from argv */
     size_t nextra;
@@ -86,6 +91,7 @@ struct bench_stats {
     uint64_t errors[BENCH_ERR_COUNT];
     uint64_t conns_opened;        /* connection attempts */
     uint64_t handshakes;          /* handshakes completed */
+    uint64_t handshakes_measured; /* of those, completed after the warm-up */
     uint64_t rx_bytes;            /* UDP payload bytes received while measuring */
     uint64_t body_bytes;          /* response body bytes of measured requests */
     sp_time_t measure_start;      /* when measuring began (end of warm-up) */

@@ -26,6 +26,9 @@ enum {
     OPT_TIMEOUT,
     OPT_MAX_TIME,
     OPT_VERSION,
+    OPT_CONN_REQUESTS,
+    OPT_HOLD,
+    OPT_CONNECT_BURST,
 };
 
 static const char usage[] =
@@ -42,6 +45,10 @@ static const char usage[] =
     "  --warm-up SECONDS  run this long before measuring\n"
     "  --timeout SECONDS  per request and per handshake (default 30)\n"
     "  --max-time SECONDS hard bound on a -n run (default 3600)\n"
+    "  --conn-requests N  close each connection after N requests and open a new one\n"
+    "                     (N=1: one handshake per request, for handshakes/s)\n"
+    "  --hold SECONDS     at the end, keep the connections open and idle this long\n"
+    "  --connect-burst N  at most N handshakes under way at once per thread (default: all)\n"
     "  --insecure         do not verify the server certificate\n"
     "  --ca FILE          trust these CA certificates (PEM) instead of the system store\n"
     "  --sni NAME         TLS server name and verification name (default: the URL host)\n"
@@ -58,6 +65,9 @@ static const struct option long_opts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"max-time", required_argument, NULL, OPT_MAX_TIME},
+    {"conn-requests", required_argument, NULL, OPT_CONN_REQUESTS},
+    {"hold", required_argument, NULL, OPT_HOLD},
+    {"connect-burst", required_argument, NULL, OPT_CONNECT_BURST},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -169,6 +179,12 @@ static int apply_opt(struct bench_opts *o, int opt, char *arg)
         return parse_num(arg, 0.001, 1e6, &o->timeout_s, NULL);
     case OPT_MAX_TIME:
         return parse_num(arg, 0.001, 1e7, &o->max_time_s, NULL);
+    case OPT_CONN_REQUESTS:
+        return parse_num(arg, 1, 1e12, NULL, &o->conn_requests);
+    case OPT_HOLD:
+        return parse_num(arg, 0, 1e6, &o->hold_s, NULL);
+    case OPT_CONNECT_BURST:
+        return parse_unsigned(arg, &o->connect_burst);
     case OPT_INSECURE:
         o->insecure = true;
         return 0;

@@ -52,6 +52,7 @@ void bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
         dst->errors[i] += src->errors[i];
     dst->conns_opened += src->conns_opened;
     dst->handshakes += src->handshakes;
+    dst->handshakes_measured += src->handshakes_measured;
     dst->rx_bytes += src->rx_bytes;
     dst->body_bytes += src->body_bytes;
     if (dst->measure_start == 0 || src->measure_start < dst->measure_start)
@@ -151,9 +152,9 @@ static void print_text(const struct bench_opts *o, const struct bench_stats *st)
            fmt_bytes(b1, sizeof(b1), s > 0 ? (double)st->rx_bytes / s : 0),
            fmt_bytes(b2, sizeof(b2), (double)st->body_bytes));
     text_counts(st);
-    printf("connections: %" PRIu64 " opened, %" PRIu64 " handshakes; handshake min %s mean %s "
-           "max %s\n",
-           st->conns_opened, st->handshakes,
+    printf("connections: %" PRIu64 " opened, %" PRIu64 " handshakes (%.2f/s measured); "
+           "handshake min %s mean %s max %s\n",
+           st->conns_opened, st->handshakes, s > 0 ? (double)st->handshakes_measured / s : 0,
            fmt_ns(b1, sizeof(b1), (double)bench_hist_min(st->handshake)),
            fmt_ns(b2, sizeof(b2), bench_hist_mean(st->handshake)),
            fmt_ns(b3, sizeof(b3), (double)bench_hist_max(st->handshake)));
@@ -201,9 +202,9 @@ static void json_config(const struct bench_opts *o)
     }
     printf("], \"requests\": %" PRIu64 ", \"duration_s\": %g, \"connections\": %u, "
            "\"max_streams\": %u, \"threads\": %u, \"rate\": %g, \"warm_up_s\": %g, "
-           "\"body_bytes\": %zu}",
+           "\"body_bytes\": %zu, \"conn_requests\": %" PRIu64 ", \"hold_s\": %g}",
            o->requests, o->duration_s, o->conns, o->streams, o->threads, o->rate, o->warmup_s,
-           o->body_len);
+           o->body_len, o->conn_requests, o->hold_s);
 }
 
 static void json_counts(const struct bench_stats *st)
@@ -235,8 +236,10 @@ static void print_json(const struct bench_opts *o, const struct bench_stats *st)
            ", \"rx_bytes_per_s\": %.1f, \"body_bytes\": %" PRIu64 ", ",
            s, rps(st), st->rx_bytes, s > 0 ? (double)st->rx_bytes / s : 0, st->body_bytes);
     json_counts(st);
-    printf(", \"connections\": {\"opened\": %" PRIu64 ", \"handshakes\": %" PRIu64 "}, ",
-           st->conns_opened, st->handshakes);
+    printf(", \"connections\": {\"opened\": %" PRIu64 ", \"handshakes\": %" PRIu64 "}, "
+           "\"handshakes_measured\": %" PRIu64 ", \"handshakes_per_s\": %.3f, ",
+           st->conns_opened, st->handshakes, st->handshakes_measured,
+           s > 0 ? (double)st->handshakes_measured / s : 0);
     json_hist("handshake_us", st->handshake, false);
     printf(", ");
     json_hist("ttfb_us", st->ttfb, true);

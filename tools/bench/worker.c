@@ -64,6 +64,7 @@ struct bconn {
     unsigned *free_slots;       /* owned stack of free indexes into reqs */
     unsigned nfree;             /* entries in free_slots */
     unsigned failures;          /* consecutive attempts that never became ready */
+    uint64_t used;              /* requests started on this connection (--conn-requests) */
     sp_time_t connect_ns;       /* this attempt began */
     sp_time_t retry_ns;         /* earliest time for the next attempt */
     bool ready;                 /* handshake done */
@@ -72,6 +73,8 @@ struct bconn {
     bool refused;               /* ICMP said nobody listens */
     bool queued;                /* in the dispatch ring */
     bool dead;                  /* gave up reconnecting */
+    bool retire;                /* --conn-requests used up and drained: close, open a new one */
+    bool opened;                /* a first attempt was made (--connect-burst defers some) */
 };
 
 struct bench_worker {
@@ -98,6 +101,9 @@ struct bench_worker {
     size_t active;                   /* requests in flight on all conns */
     bool reap;                       /* a conn closed or drained: look in the pump */
     bool stopping;                   /* the run is over: closing everything */
+    bool holding;                    /* --hold: the load is over, connections kept idle */
+    unsigned handshaking;            /* connections whose handshake is under way */
+    sp_time_t hold_end;              /* --hold: when to stop; 0 until every handshake ended */
     struct bench_stats st;           /* results */
 };
 
@@ -140,8 +146,10 @@ static void pending_push(struct breq *r)
 
 static bool can_take(struct bconn *c)
 {
-    return c->h3 != NULL && c->ready && !c->goaway && !c->closed && c->nfree > 0 &&
-           sp_h3_conn_streams_left(c->h3) > 0;
+    uint64_t limit = c->w->o->conn_requests;
+
+    return c->h3 != NULL && c->ready && !c->goaway && !c->closed && !c->retire && c->nfree > 0 &&
+           (limit == 0 || c->used < limit) && sp_h3_conn_streams_left(c->h3) > 0;
 }
 
 /* ---- accounting -------------------------------------------------------------------------- */
@@ -173,6 +181,11 @@ static void req_done(struct breq *r, sp_time_t now, unsigned status, int err)
     c->w->active--;
     if (c->goaway && c->nfree == c->w->o->streams)
         c->w->reap = true; /* drained after GOAWAY: close it and reconnect */
+    if (c->w->o->conn_requests != 0 && c->used >= c->w->o->conn_requests &&
+        c->nfree == c->w->o->streams) {
+        c->retire = true; /* --conn-requests: close it and open a new one */
+        c->w->reap = true;
+    }
     ring_push(c);
     kick(c->w);
 }
@@ -290,6 +303,7 @@ static void start_request(struct bconn *c, sp_time_t start_ns)
     *r = (struct breq){.c = c, .slot = r->slot, .start_ns = start_ns};
     r->measured = start_ns >= w->share.warmup_end;
     r->body_done = o->body == NULL;
+    c->used++;
     if (r->measured && w->o->rate == 0)
         w->st.started++; /* with --rate, counted when scheduled */
     w->active++;
@@ -374,7 +388,12 @@ static void on_ready(struct sp_h3_conn *h3, void *ctx)
     if (!c->ready) {
         c->ready = true;
         c->failures = 0;
+        c->w->handshaking--;
+        if (c->w->o->connect_burst != 0)
+            c->w->reap = true; /* room for the next deferred connection */
         c->w->st.handshakes++;
+        if (now >= c->w->share.warmup_end)
+            c->w->st.handshakes_measured++;
         bench_hist_record(c->w->st.handshake, now - c->connect_ns);
         if (c->w->tfd != -1 && c->w->rate_t0 == 0) {
             c->w->rate_t0 = now; /* the schedule starts once requests can be sent */
@@ -405,10 +424,14 @@ static void on_conn_closed(struct sp_h3_conn *h3, void *ctx, const char *reason)
     (void)reason;
     c->closed = true;
     ev_io_stop(c->w->loop, &c->io);
-    if (!c->ready) {
+    if (!c->ready)
+        c->w->handshaking--;
+    if (!c->ready && c->w->stopping) {
+        /* cut off by the end of the run (--conn-requests keeps opening new ones) */
+    } else if (!c->ready) {
         st->errors[c->refused ? BENCH_ERR_CONNECT : BENCH_ERR_HANDSHAKE]++;
         c->failures++;
-    } else if (!c->w->stopping && !c->goaway) {
+    } else if (!c->w->stopping && !c->goaway && !c->retire) {
         st->errors[BENCH_ERR_CLOSED]++;
     }
     c->w->reap = true;
@@ -481,7 +504,8 @@ static void conn_open(struct bconn *c)
         .stream_window_bytes = 1024 * 1024,
         .connection_window_bytes = 16 * 1024 * 1024,
         .max_streams_bidi = 0, /* the server opens no request streams to us */
-        .idle_timeout_ns = 30 * SP_SEC,
+        /* --hold: idle connections must outlive a slow set-up of many and the hold itself */
+        .idle_timeout_ns = (uint64_t)((w->o->hold_s > 0 ? 120 + w->o->hold_s : 30) * 1e9),
         .handshake_timeout_ns = (uint64_t)(w->o->timeout_s * 1e9),
     };
     const struct sp_h3_limits lim = {.max_header_bytes = 1024 * 1024, .max_headers = 10000};
@@ -489,7 +513,9 @@ static void conn_open(struct bconn *c)
     int rv;
 
     c->connect_ns = sp_time_now();
-    c->ready = c->goaway = c->closed = c->refused = false;
+    c->opened = true;
+    c->ready = c->goaway = c->closed = c->refused = c->retire = false;
+    c->used = 0;
     w->st.conns_opened++;
     rv = open_socket(c);
     if (rv == 0 && sp_tls_client_session_new(w->tls, w->o->sni, NULL, &sess) != 0)
@@ -508,6 +534,7 @@ static void conn_open(struct bconn *c)
         return;
     }
     sp_h3_conn_quic(c->h3)->defer = &w->defer;
+    w->handshaking++;
     ev_io_init(&c->io, on_readable, c->ep.fd, EV_READ);
     ev_io_start(w->loop, &c->io);
     sp_quic_conn_write(sp_h3_conn_quic(c->h3));
@@ -522,6 +549,12 @@ static void conn_release(struct bconn *c, sp_time_t now)
     c->ep.fd = -1;
     c->dead = c->failures >= MAX_CONNECT_FAILURES;
     c->retry_ns = c->failures == 0 ? now : now + (RETRY_BASE_NS << SP_MIN(c->failures - 1, 5u));
+}
+
+/* --connect-burst: whether another handshake may start now. */
+static bool burst_room(const struct bench_worker *w)
+{
+    return w->o->connect_burst == 0 || w->handshaking < w->o->connect_burst;
 }
 
 /* Closes drained GOAWAY conns, frees closed ones and reopens those whose backoff is over. */
@@ -539,7 +572,10 @@ static void reap(struct bench_worker *w, bool reconnect)
             conn_release(c, now);
         else if (c->h3 != NULL && c->goaway && c->nfree == w->o->streams)
             sp_h3_conn_close(c->h3, "goaway"); /* on_conn_closed asks for another reap */
-        if (c->h3 == NULL && !c->dead && reconnect && !w->stopping && now >= c->retry_ns)
+        else if (c->h3 != NULL && c->retire)
+            sp_h3_conn_close(c->h3, "conn-requests"); /* likewise */
+        if (c->h3 == NULL && !c->dead && (reconnect || !c->opened) && !w->stopping &&
+            now >= c->retry_ns && burst_room(w))
             conn_open(c);
     }
 }
@@ -591,6 +627,32 @@ static void stop(struct bench_worker *w, int err)
     ev_break(w->loop, EVBREAK_ALL);
 }
 
+/* --hold: the load is over; keeps the connections open without requests. Once no handshake is
+ * pending any more, says so on stderr (a script can then sample the server) and stops
+ * hold_s later. Connections that close meanwhile are not reopened. */
+static void hold(struct bench_worker *w, sp_time_t now)
+{
+    unsigned open = 0;
+
+    w->holding = true;
+    if (w->hold_end != 0) {
+        if (now >= w->hold_end)
+            stop(w, BENCH_ERR_TIMEOUT);
+        return;
+    }
+    for (unsigned i = 0; i < w->share.conns; i++) {
+        const struct bconn *c = &w->conns[i];
+
+        if ((c->h3 != NULL && !c->closed && !c->ready) || (!c->opened && !c->dead))
+            return; /* a handshake is still under way or to come (bounded by --timeout) */
+        open += c->h3 != NULL && !c->closed;
+    }
+    w->hold_end = now + (sp_time_t)(w->o->hold_s * 1e9);
+    fprintf(stderr, "spooky-bench: thread %u: holding %u connections idle for %gs\n", w->share.id,
+            open, w->o->hold_s);
+    (void)fflush(stderr);
+}
+
 static void on_pump(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct bench_worker *w = SP_CONTAINER_OF(p, struct bench_worker, pump);
@@ -600,13 +662,15 @@ static void on_pump(struct ev_loop *loop, ev_prepare *p, int revents)
     (void)revents;
     process_pending(w);
     if (w->reap)
-        reap(w, true);
+        reap(w, !w->holding);
     dispatch(w);
     sp_defer_run(&w->defer); /* send what this turn produced */
     if (now >= w->share.hard_end)
         stop(w, BENCH_ERR_TIMEOUT);
+    else if (w->holding)
+        hold(w, now);
     else if (w->active == 0 && (!work_left(w, now) || !any_conn_alive(w)))
-        stop(w, BENCH_ERR_CONNECT);
+        w->o->hold_s > 0 && any_conn_alive(w) ? hold(w, now) : stop(w, BENCH_ERR_CONNECT);
 }
 
 /* Resets requests older than --timeout and expires backlog entries that waited that long. */
@@ -767,8 +831,8 @@ void *bench_worker_run(void *arg)
 {
     struct bench_worker *w = arg;
 
-    for (unsigned i = 0; i < w->share.conns; i++)
-        conn_open(&w->conns[i]);
+    for (unsigned i = 0; i < w->share.conns && burst_room(w); i++)
+        conn_open(&w->conns[i]); /* the rest, if any, from reap() as handshakes end */
     ev_prepare_start(w->loop, &w->pump);
     ev_timer_start(w->loop, &w->tick);
     if (w->tfd != -1)
