@@ -92,9 +92,12 @@ def test_content_length_mismatch_is_rejected(declared, body, testd, spooky_for, 
     fields = [(":method", "POST"), S, A, (":path", "/echo"),
               ("content-length", str(declared))]
     (resp,) = testc(sp.port, fields, body=content[body].path).responses
-    _assert_rejected(resp)
+    # testd's /echo may have started its 200 before the mismatch shows at the end of the body;
+    # then the stream is reset (H3_MESSAGE_ERROR, or H3_INTERNAL_ERROR when the cancelled backend
+    # stream's reset wins the race): an error either way, never a complete success.
+    assert resp.status == 400 or resp.reset is not None, resp
     (entry,) = sp.wait_access(path="/echo")
-    assert entry["status"] != "200"
+    assert entry["status"] != "200" or entry["cause"] != "-"
 
 
 def test_too_many_header_fields_are_rejected(testd, make_spooky, certs, testc):
