@@ -65,3 +65,17 @@ def make_certs(directory):
     ca, ca_key = make_ca(directory)
     cert, key = make_server_cert(directory, ca, ca_key)
     return Certs(ca=ca, ca_key=ca_key, cert=cert, key=key)
+
+
+def make_client_cert(directory, ca, ca_key, name="client", cn="spooky test client"):
+    """Makes a TLS client certificate (extended key usage tls_www_client) signed by
+    (ca, ca_key), for mutual TLS towards backends; returns (cert_path, key_path)."""
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    key, cert, tmpl = d / f"{name}.key", d / f"{name}.pem", d / f"{name}.tmpl"
+    tmpl.write_text(f'cn = "{cn}"\ntls_www_client\nsigning_key\nexpiration_days = 2\n')
+    _genkey(key, d)
+    _certtool(["--generate-certificate", "--load-privkey", str(key),
+               "--load-ca-certificate", str(ca), "--load-ca-privkey", str(ca_key),
+               "--template", str(tmpl), "--outfile", str(cert)], d)
+    return cert, key

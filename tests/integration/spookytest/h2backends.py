@@ -91,7 +91,10 @@ class CaddyH2(H2Backend):
     kind = "caddy"
 
 
-def caddy_h2_config(port, certs, root, backend_id, storage_dir, tls):
+def caddy_h2_config(port, certs, root, backend_id, storage_dir, tls, client_ca=None):
+    """client_ca (a PEM CA file; TLS only) makes caddy require a client certificate and verify
+    it against that CA (mutual TLS): client_authentication mode require_and_verify, plus
+    GET /tlsclient -> the verified client certificate's subject."""
     set_id = {"handler": "headers", "response": {"set": {"X-Backend": [backend_id]}}}
     server = {
         "listen": [f"127.0.0.1:{port}"],
@@ -118,6 +121,14 @@ def caddy_h2_config(port, certs, root, backend_id, storage_dir, tls):
     if tls:
         server["tls_connection_policies"] = [
             {"certificate_selection": {"any_tag": ["spooky-test"]}}]
+        if client_ca is not None:
+            server["tls_connection_policies"][0]["client_authentication"] = {
+                "trusted_ca_certs_pem_files": [str(client_ca)], "mode": "require_and_verify"}
+            # GET /tlsclient -> the subject of the client certificate caddy verified.
+            server["routes"].insert(0, {
+                "match": [{"path": ["/tlsclient"]}], "terminal": True,
+                "handle": [set_id, {"handler": "static_response", "status_code": 200,
+                                    "body": "{http.request.tls.client.subject}"}]})
         cfg["apps"]["tls"] = {"certificates": {"load_files": [
             {"certificate": str(certs.cert), "key": str(certs.key), "tags": ["spooky-test"]}]}}
     else:
@@ -125,7 +136,11 @@ def caddy_h2_config(port, certs, root, backend_id, storage_dir, tls):
     return cfg
 
 
-def start_caddy_h2(group, work_dir, certs, root, backend_id="caddy-h2", tls=True, timeout=15.0):
+def start_caddy_h2(group, work_dir, certs, root, backend_id="caddy-h2", tls=True, timeout=15.0,
+                   client_ca=None):
+    """client_ca: see caddy_h2_config (mutual TLS; requires tls=True)."""
+    if client_ca is not None and not tls:
+        raise ValueError("client_ca needs tls=True")
     exe = binaries.system_tool("caddy")
     if exe is None:
         raise AssertionError("caddy is not installed")
@@ -136,7 +151,7 @@ def start_caddy_h2(group, work_dir, certs, root, backend_id="caddy-h2", tls=True
         (home / sub).mkdir(parents=True, exist_ok=True)
     cfg = d / "caddy.json"
     cfg.write_text(json.dumps(caddy_h2_config(port, certs, root, backend_id, home / "storage",
-                                              tls), indent=2))
+                                              tls, client_ca=client_ca), indent=2))
     env = procs.default_env(HOME=home, XDG_DATA_HOME=home / "data",
                             XDG_CONFIG_HOME=home / "config")
     argv = [exe, "run", "--config", cfg]
