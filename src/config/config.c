@@ -264,6 +264,8 @@ static void build_timeouts(struct sp_timeouts_conf *t, const struct sp_raw_timeo
     t->client_idle_ms = OR_DEFAULT(raw->client_idle_ms, 30000);
     t->backend_idle_ms = OR_DEFAULT(raw->backend_idle_ms, 30000);
     t->shutdown_ms = OR_DEFAULT(raw->shutdown_ms, 5000);
+    t->body_idle_ms = OR_DEFAULT(raw->body_idle_ms, 60000);
+    t->request_ms = OR_DEFAULT(raw->request_ms, 0);
 }
 
 static void build_limits(struct sp_limits_conf *l, const struct sp_raw_limits *raw)

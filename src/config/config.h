@@ -163,6 +163,9 @@ struct sp_timeouts_conf {
     uint64_t client_idle_ms;  /* default 30000: QUIC idle timeout for client conns */
     uint64_t backend_idle_ms; /* default 30000: QUIC idle timeout for backend conns */
     uint64_t shutdown_ms;     /* default 5000: drain time after SIGTERM */
+    uint64_t body_idle_ms;    /* default 60000: no body byte moving either way (request upload or
+                                 response download) for this long ends the request */
+    uint64_t request_ms;      /* default 0 = off: the whole request, retries included */
 };
 
 struct sp_limits_conf {

@@ -42,6 +42,8 @@ struct sp_raw_timeouts {
     uint64_t *client_idle_ms;
     uint64_t *backend_idle_ms;
     uint64_t *shutdown_ms;
+    uint64_t *body_idle_ms;
+    uint64_t *request_ms;
 };
 
 struct sp_raw_limits {

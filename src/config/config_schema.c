@@ -84,6 +84,8 @@ static const cyaml_schema_field_t timeouts_fields[] = {
     CYAML_FIELD_UINT_PTR("client_idle_ms", OPT, struct sp_raw_timeouts, client_idle_ms),
     CYAML_FIELD_UINT_PTR("backend_idle_ms", OPT, struct sp_raw_timeouts, backend_idle_ms),
     CYAML_FIELD_UINT_PTR("shutdown_ms", OPT, struct sp_raw_timeouts, shutdown_ms),
+    CYAML_FIELD_UINT_PTR("body_idle_ms", OPT, struct sp_raw_timeouts, body_idle_ms),
+    CYAML_FIELD_UINT_PTR("request_ms", OPT, struct sp_raw_timeouts, request_ms),
     CYAML_FIELD_END,
 };
 

@@ -84,8 +84,11 @@ static enum sp_err_class class_of(const char *cause)
         return SP_ERR_BACKEND_CONNECT;
     if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0)
         return SP_ERR_BACKEND_PROTOCOL;
-    if (strcmp(cause, "timeout") == 0)
+    if (strcmp(cause, "timeout") == 0 || strcmp(cause, "backend_body_timeout") == 0 ||
+        strcmp(cause, "request_timeout") == 0)
         return SP_ERR_BACKEND_TIMEOUT;
+    if (strcmp(cause, "client_body_timeout") == 0)
+        return SP_ERR_CLIENT;
     if (strcmp(cause, "client_abort") == 0 || strcmp(cause, "body_too_large") == 0 ||
         strcmp(cause, "no_route") == 0 || strcmp(cause, "connect_unsupported") == 0)
         return SP_ERR_CLIENT;
@@ -100,6 +103,8 @@ static void maybe_finish(struct req *r)
     r->finished = true;
     ev_timer_stop(r->px->loop, &r->timer);
     ev_timer_stop(r->px->loop, &r->backoff);
+    ev_timer_stop(r->px->loop, &r->idle);
+    ev_timer_stop(r->px->loop, &r->total);
     end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT : r->cls);
     if (r->routed)
         sp_budget_request_finished(&r->px->ups[r->up].budget);
@@ -166,6 +171,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
                     r->request_id, beid, status, cause);
     }
     ev_timer_stop(r->px->loop, &r->timer);
+    ev_timer_stop(r->px->loop, &r->idle);
     if (r->waiter.queued)
         sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
     detach_upstream(r);
@@ -251,6 +257,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
     }
     r->counted = true;
     r->submit_ns = sp_time_now();
+    ev_timer_again(r->px->loop, &r->idle); /* the request is with a backend: bodies may stall */
     sp_pool_request_started(r->px->ups[r->up].pool, (size_t)r->be);
     /* Body bytes that arrived while we waited for a stream: hand them over once. */
     while ((n = sp_bodybuf_peek(&r->pending, v, SP_ARRAY_LEN(v))) > 0) {
@@ -425,6 +432,13 @@ static struct req *req_of(void *user)
     return user;
 }
 
+/* A body byte moved (either direction): the idle clock starts over. */
+static void body_progress(struct req *r)
+{
+    if (ev_is_active(&r->idle))
+        ev_timer_again(r->px->loop, &r->idle);
+}
+
 static void cs_on_headers(struct sp_h3_stream *s, void *user)
 {
     (void)s;
@@ -434,6 +448,8 @@ static void cs_on_headers(struct sp_h3_stream *s, void *user)
 static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, size_t len)
 {
     struct req *r = req_of(user);
+
+    body_progress(r);
     uint64_t max = r->px->cfg->limits.max_body_bytes;
 
     r->body_bytes += len;
@@ -474,6 +490,8 @@ static void cs_on_end(struct sp_h3_stream *s, void *user)
 static void cs_on_sent(struct sp_h3_stream *s, void *user, uint64_t len)
 {
     struct req *r = req_of(user);
+
+    body_progress(r);
 
     (void)s;
     /* The client took `len` response bytes: let the backend send that much more. */
@@ -558,6 +576,8 @@ static void us_on_data(struct sp_ustream *s, void *user, const uint8_t *data, si
 {
     struct req *r = req_of(user);
 
+    body_progress(r);
+
     if (r->cs == NULL || !r->resp_started) {
         sp_ustream_consume(s, len);
         return;
@@ -580,6 +600,8 @@ static void us_on_end(struct sp_ustream *s, void *user)
 static void us_on_sent(struct sp_ustream *s, void *user, uint64_t len)
 {
     struct req *r = req_of(user);
+
+    body_progress(r);
 
     (void)s;
     if (r->cs != NULL)
@@ -628,6 +650,30 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     fail_request(r, 504, "timeout");
 }
 
+static void on_body_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, idle);
+
+    (void)loop;
+    (void)revents;
+    /* Who stalled: a client that stopped reading our response or sending its body, or the
+     * backend (the class decides whether the backend's health pays for it). */
+    if ((r->resp_started && r->cs != NULL && sp_h3_stream_unacked(r->cs) > 0) ||
+        (!r->resp_started && !r->req_done))
+        fail_request(r, 504, "client_body_timeout");
+    else
+        fail_request(r, 504, "backend_body_timeout");
+}
+
+static void on_total_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, total);
+
+    (void)loop;
+    (void)revents;
+    fail_request(r, 504, "request_timeout");
+}
+
 static char *field_dup(const struct sp_fields *f, const char *name)
 {
     const struct sp_field *v = sp_fields_find(f, name);
@@ -665,6 +711,10 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     sp_bodybuf_init(&r->pending);
     ev_timer_init(&r->timer, on_timeout, (double)px->cfg->timeouts.response_ms / 1e3, 0.);
     ev_timer_init(&r->backoff, on_backoff, 0., 0.);
+    ev_timer_init(&r->idle, on_body_idle, 0., (double)px->cfg->timeouts.body_idle_ms / 1e3);
+    ev_timer_init(&r->total, on_total_timeout, (double)px->cfg->timeouts.request_ms / 1e3, 0.);
+    if (px->cfg->timeouts.request_ms > 0)
+        ev_timer_start(px->loop, &r->total);
     r->avoid_be = -1;
     memcpy(r->client_ip, sp_h3_conn_peer_ip(c), sizeof(r->client_ip));
     init_request_id(r, f);

@@ -66,6 +66,8 @@ struct req {
     struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
     sp_time_t submit_ns;             /* when the current try was sent to the backend */
     ev_timer backoff;                /* delay before a retry */
+    ev_timer idle;                   /* body_idle_ms: no body byte moved either way */
+    ev_timer total;                  /* request_ms: the whole request */
     ssize_t avoid_be;                /* backend a retry should avoid (the one that failed) */
     bool admitted;                   /* the current try holds a breaker admission */
     bool retrying;                   /* the current try counts against the retry budget */

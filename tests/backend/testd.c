@@ -3,8 +3,9 @@
  * chosen statuses and a /stats endpoint counting handshakes. Usage:
  *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME [--delay-ms N]
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
- * /trailers, /status/CODE, /stats, /goaway (answers, then sends GOAWAY); any other path answers 200
- * "hello from NAME: METHOD PATH". Every response carries x-backend-id: NAME.
+ * /stall-after/N (N bytes then silence), /trailers, /status/CODE, /stats, /goaway (answers, then
+ * sends GOAWAY); any other path answers 200 "hello from NAME: METHOD PATH". Every response carries
+ * x-backend-id: NAME.
  * --delay-ms N makes a uniformly slow backend: every request, whatever its endpoint, is held N ms
  * from its arrival before it is acted on (answered, reset, or its own /delay/MS started); an /echo
  * body arriving meanwhile is kept (flow control bounds it) and echoed once the hold ends. */
@@ -39,6 +40,7 @@ enum kind {
     K_DELAY,
     K_RESET,
     K_RESET_AFTER,
+    K_STALL_AFTER,
     K_TRAILERS,
     K_STATUS,
     K_STATS,
@@ -89,7 +91,8 @@ static void respond(struct treq *r, unsigned status, const char *ctype, bool bod
 static void pump(struct treq *r)
 {
     static uint8_t block[26 * 2520];
-    uint64_t limit = r->kind == K_SIZE || r->kind == K_RESET_AFTER ? r->arg : 0;
+    uint64_t limit =
+        r->kind == K_SIZE || r->kind == K_RESET_AFTER || r->kind == K_STALL_AFTER ? r->arg : 0;
 
     if (block[0] == 0)
         for (size_t i = 0; i < sizeof(block); i++)
@@ -231,6 +234,7 @@ static void finish_request(struct treq *r)
     case K_DELAY:
     case K_RESET:
     case K_RESET_AFTER:
+    case K_STALL_AFTER:
         break;
     }
 }
@@ -285,7 +289,8 @@ static void t_on_end(struct sp_h3_stream *s, void *user)
         return; /* on_hold_end finishes it */
     if (r->kind == K_ECHO && !r->responded)
         respond(r, 200, "application/octet-stream", true);
-    if (r->kind != K_SIZE && r->kind != K_DELAY && r->kind != K_RESET && r->kind != K_RESET_AFTER)
+    if (r->kind != K_SIZE && r->kind != K_DELAY && r->kind != K_RESET && r->kind != K_RESET_AFTER &&
+        r->kind != K_STALL_AFTER)
         finish_request(r);
 }
 
@@ -356,6 +361,8 @@ static enum kind classify(const struct sp_field *p, uint64_t *arg)
         return K_DELAY;
     if (path_arg(path, len, "/reset-after/", arg))
         return K_RESET_AFTER;
+    if (path_arg(path, len, "/stall-after/", arg))
+        return K_STALL_AFTER;
     if (path_arg(path, len, "/status/", arg))
         return *arg >= 200 && *arg <= 599 ? K_STATUS : K_NOT_FOUND;
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(path, lit, len) == 0)
@@ -390,6 +397,11 @@ static void start_request(struct treq *r)
         break;
     }
     case K_RESET_AFTER:
+        respond(r, 200, "text/plain", true);
+        pump(r);
+        break;
+    case K_STALL_AFTER:
+        /* Headers and N bytes, then silence: a backend that hangs mid-response. */
         respond(r, 200, "text/plain", true);
         pump(r);
         break;

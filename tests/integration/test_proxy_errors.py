@@ -90,6 +90,29 @@ def test_slow_backend_gives_504_after_response_timeout(testd, spooky_for, testc)
     assert entry["backend"] == "testd-1"
 
 
+def test_backend_hanging_mid_body_is_cut_after_body_idle_timeout(testd, spooky_for, testc):
+    """Headers and 1000 bytes, then silence: after timeouts.body_idle_ms the client's stream is
+    reset (it sees an error, never a truncated success) and the backend takes the blame."""
+    sp = spooky_for([testd], timeouts={"body_idle_ms": 1000, "response_ms": 10000})
+    r = testc(sp.port, request_fields("/stall-after/1000"))
+    (resp,) = r.responses
+    assert resp.status == 200 and resp.reset is not None
+    assert 0.8 <= r.elapsed_s <= 3.0, f"cut after {r.elapsed_s:.2f}s"
+    (entry,) = sp.wait_access(path="/stall-after/1000")
+    assert entry["cause"] == "backend_body_timeout"
+    assert entry["class"] == "backend_timeout"
+
+
+def test_request_timeout_covers_the_whole_request(testd, spooky_for, testc):
+    sp = spooky_for([testd], timeouts={"response_ms": 10000, "request_ms": 1000})
+    r = testc(sp.port, request_fields("/delay/3000"))
+    (resp,) = r.responses
+    assert resp.status == 504
+    assert 0.8 <= r.elapsed_s <= 2.5, f"answered after {r.elapsed_s:.2f}s"
+    (entry,) = sp.wait_access(path="/delay/3000")
+    assert entry["cause"] == "request_timeout"
+
+
 def test_backend_stream_reset_before_response_gives_502(testd, spooky_for, testc):
     sp = spooky_for([testd])
     (resp,) = testc(sp.port, request_fields("/reset")).responses

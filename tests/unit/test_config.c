@@ -234,6 +234,8 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_int_equal(c->timeouts.client_idle_ms, 30000);
     assert_int_equal(c->timeouts.backend_idle_ms, 30000);
     assert_int_equal(c->timeouts.shutdown_ms, 5000);
+    assert_int_equal(c->timeouts.body_idle_ms, 60000);
+    assert_int_equal(c->timeouts.request_ms, 0);
     assert_int_equal(c->limits.max_header_bytes, 65536);
     assert_int_equal(c->limits.max_headers, 100);
     assert_int_equal(c->limits.max_streams_per_connection, 100);
@@ -275,6 +277,7 @@ static const struct doc full_doc = {
     .top = "workers: 3\nlog:\n  level: debug\n  format: json\n  access: false\n"
            "default_upstream: app\ntimeouts:\n  connect_ms: 1\n"
            "  response_ms: 2\n  client_idle_ms: 3\n  backend_idle_ms: 4\n  shutdown_ms: 5\n"
+           "  body_idle_ms: 6\n  request_ms: 7\n"
            "limits:\n  max_header_bytes: 2048\n  max_headers: 9\n"
            "  max_streams_per_connection: 11\n  max_body_bytes: 12\n"
            "  stream_window_bytes: 20000\n  connection_window_bytes: 30000\n"
@@ -310,6 +313,8 @@ static void test_every_top_level_key_is_loaded_into_the_config(void **state)
     assert_int_equal(c->timeouts.client_idle_ms, 3);
     assert_int_equal(c->timeouts.backend_idle_ms, 4);
     assert_int_equal(c->timeouts.shutdown_ms, 5);
+    assert_int_equal(c->timeouts.body_idle_ms, 6);
+    assert_int_equal(c->timeouts.request_ms, 7);
     assert_int_equal(c->limits.max_header_bytes, 2048);
     assert_int_equal(c->limits.max_headers, 9);
     assert_int_equal(c->limits.max_streams_per_connection, 11);
@@ -485,6 +490,8 @@ struct key_case {
 static const struct key_case valid_cases[] = {
     {.doc = {.top = "workers: 256"}},
     {.doc = {.top = "workers: 0"}},
+    {.doc = {.top = "timeouts:\n  body_idle_ms: 86400000\n  request_ms: 0"}},
+    {.doc = {.top = "timeouts:\n  request_ms: 86400000"}},
     {.doc = {.top = "log:\n  level: warn\n  format: text"}},
     {.doc = {.top = "log:\n  level: error"}},
     {.doc = {.listener = "address: 0.0.0.0\nport: 65535\ncert: server.crt\nkey: server.key"}},
@@ -664,6 +671,12 @@ static const struct key_case invalid_cases[] = {
     {{.top = "timeouts:\n  shutdown_ms: 0"},
      "shutdown_ms",
      "timeouts.shutdown_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  body_idle_ms: 0"},
+     "body_idle_ms",
+     "timeouts.body_idle_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  request_ms: 86400001"},
+     "request_ms",
+     "timeouts.request_ms: must be between 0 and 86400000, got 86400001"},
     {{.top = "timeouts:\n  read_ms: 5"}, "read_ms", "timeouts.read_ms: unknown key"},
     {{.top = "limits:\n  max_header_bytes: 1023"},
      "max_header_bytes",
