@@ -25,6 +25,9 @@ struct sp_fields {
 /* Finds a field by lowercase name; returns the first match or NULL. */
 const struct sp_field *sp_fields_find(const struct sp_fields *f, const char *name);
 
+/* Frees the items array and empties f (the bytes are not f's). A zeroed f is fine. */
+void sp_fields_fini(struct sp_fields *f);
+
 /* Makes a field from two NUL-terminated strings (borrowed). */
 struct sp_field sp_field_str(const char *name, const char *value);
 

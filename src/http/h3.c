@@ -86,12 +86,6 @@ static struct sp_h3_stream *stream_new(struct sp_h3_conn *c, int64_t id)
     return s;
 }
 
-static void fields_reset(struct sp_fields *f)
-{
-    free(f->items);
-    memset(f, 0, sizeof(*f));
-}
-
 static void stream_free(struct sp_h3_stream *s)
 {
     struct sp_h3_conn *c = s->conn;
@@ -106,8 +100,8 @@ static void stream_free(struct sp_h3_stream *s)
     for (size_t i = 0; i < s->nrefs; i++)
         nghttp3_rcbuf_decref(s->refs[i]);
     free(s->refs);
-    fields_reset(&s->headers);
-    fields_reset(&s->trailers);
+    sp_fields_fini(&s->headers);
+    sp_fields_fini(&s->trailers);
     sp_bodybuf_fini(&s->out);
     free(s->out_trailers);
     free(s);
@@ -323,7 +317,7 @@ static int cb_end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *co
     s->status = parse_status(&s->headers);
     if (s->status < 200) {
         /* Interim response (RFC 9114 §4.1): not forwarded; wait for the final one. */
-        fields_reset(&s->headers);
+        sp_fields_fini(&s->headers);
         s->status = 0;
         return 0;
     }

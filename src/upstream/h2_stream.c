@@ -32,12 +32,6 @@ static struct uh2_stream *stream_new(struct uh2_conn *c)
     return s;
 }
 
-static void fields_reset(struct sp_fields *f)
-{
-    free(f->items);
-    memset(f, 0, sizeof(*f));
-}
-
 static void stream_free(struct uh2_stream *s)
 {
     struct uh2_conn *c = s->conn;
@@ -52,8 +46,8 @@ static void stream_free(struct uh2_stream *s)
     for (size_t i = 0; i < s->nrefs; i++)
         nghttp2_rcbuf_decref(s->refs[i]);
     free(s->refs);
-    fields_reset(&s->headers);
-    fields_reset(&s->trailers);
+    sp_fields_fini(&s->headers);
+    sp_fields_fini(&s->trailers);
     sp_bodybuf_fini(&s->out);
     free(s->out_trailers);
     free(s);
@@ -235,7 +229,7 @@ static void on_headers_frame(struct uh2_stream *s)
     if (s->status < 200) {
         /* Interim response (RFC 9113 §8.1, RFC 9110 §15.2): not forwarded; wait for the final
          * one. nghttp2 has checked :status is three digits. */
-        fields_reset(&s->headers);
+        sp_fields_fini(&s->headers);
         s->status = 0;
         return;
     }
