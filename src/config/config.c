@@ -369,6 +369,25 @@ static void build_passive_health(struct sp_passive_health_conf *p,
     p->max_recovery_ms = OR_DEFAULT(raw->max_recovery_ms, 60000);
 }
 
+/* Absent section: probes off, every field zero. expected_status was checked by the tree walk. */
+static void build_health_check(struct sp_health_check_conf *h,
+                               const struct sp_raw_health_check *raw)
+{
+    if (raw == NULL)
+        return;
+    h->enabled = true;
+    h->path = sp_xstrdup(raw->path);
+    h->interval_ms = OR_DEFAULT(raw->interval_ms, 2000);
+    h->timeout_ms = OR_DEFAULT(raw->timeout_ms, 1000);
+    h->status_min = 200;
+    h->status_max = 399;
+    if (raw->expected_status != NULL)
+        (void)sp_config_parse_status_range(raw->expected_status, &h->status_min, &h->status_max);
+    h->fall = OR_DEFAULT(raw->fall, 3u);
+    h->rise = OR_DEFAULT(raw->rise, 2u);
+    h->host = raw->host != NULL ? sp_xstrdup(raw->host) : NULL;
+}
+
 static void build_breaker(struct sp_breaker_settings *b, const struct sp_raw_breaker *raw)
 {
     static const struct sp_raw_breaker none = {0};
@@ -414,6 +433,7 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
     u->slow_start_ms = OR_DEFAULT(raw->slow_start_ms, 0);
     /* the order of paired settings is checked across keys (config_validate.c) */
     build_passive_health(&u->passive_health, raw->passive_health);
+    build_health_check(&u->health_check, raw->health_check);
     build_breaker(&u->breaker, raw->breaker);
     build_retries(&u->retries, raw->retries);
     u->routes = sp_xcalloc(raw->routes_count, sizeof(*u->routes));
@@ -499,6 +519,10 @@ static void free_upstream(struct sp_upstream_conf *u)
         explicit_bzero(u->sticky.secret, strlen(u->sticky.secret)); /* keep it out of freed heap */
     free(u->sticky.secret);
     u->sticky.secret = NULL;
+    free(u->health_check.path);
+    u->health_check.path = NULL;
+    free(u->health_check.host);
+    u->health_check.host = NULL;
     free(u->name);
     u->name = NULL;
 }

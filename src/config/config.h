@@ -140,6 +140,21 @@ struct sp_retry_conf {
     uint64_t max_backoff_ms; /* cap of that delay; default 250 */
 };
 
+/* Active health probes (per worker, per backend): GET path over the backend's own protocol. */
+struct sp_health_check_conf {
+    bool enabled;         /* the health_check section is present; false = passive health only */
+    char *path;           /* owned; request target, starts with "/"; NULL when disabled */
+    uint64_t interval_ms; /* probe cadence, 100..3600000; default 2000 */
+    uint64_t timeout_ms;  /* a probe with no complete response by then fails; 1..interval_ms,
+                             default 1000 */
+    unsigned status_min;  /* expected_status range, inclusive, within 100..599; default 200 */
+    unsigned status_max;  /* default 399 */
+    unsigned fall;        /* consecutive failed probes that eject, 1..100; default 3 */
+    unsigned rise;        /* consecutive good probes that readmit, 1..100; default 2 */
+    char *host;           /* owned; :authority of probes; NULL = tls.server_name, else the
+                             backend address */
+};
+
 struct sp_upstream_conf {
     char *name;                       /* owned; unique */
     enum sp_lb_kind strategy;         /* default round_robin */
@@ -147,6 +162,7 @@ struct sp_upstream_conf {
     struct sp_sticky_conf sticky;     /* spooky-inserted affinity cookie */
     uint64_t slow_start_ms;           /* 0 = off: a recovered backend ramps over this time */
     struct sp_passive_health_conf passive_health; /* defaults apply when the section is absent */
+    struct sp_health_check_conf health_check;     /* active probes; disabled when absent */
     struct sp_breaker_settings breaker;
     struct sp_retry_conf retries;
     struct sp_route_conf *routes; /* owned array; at least one */

@@ -113,6 +113,16 @@ struct sp_raw_passive_health {
     uint64_t *max_recovery_ms;
 };
 
+struct sp_raw_health_check {
+    char *path;            /* owned by libcyaml; required */
+    uint64_t *interval_ms; /* each owned by libcyaml; NULL = absent */
+    uint64_t *timeout_ms;
+    char *expected_status; /* owned by libcyaml; "200" or "200-399"; NULL = absent */
+    unsigned *fall;
+    unsigned *rise;
+    char *host; /* owned by libcyaml; NULL = absent */
+};
+
 struct sp_raw_breaker {
     unsigned *max_failures; /* each owned by libcyaml; NULL = absent */
     unsigned *failure_ratio_pct;
@@ -140,6 +150,7 @@ struct sp_raw_upstream {
     struct sp_raw_sticky *sticky;     /* owned by libcyaml; "sticky_cookie"; NULL = absent */
     uint64_t *slow_start_ms;          /* owned by libcyaml; NULL = absent */
     struct sp_raw_passive_health *passive_health; /* owned by libcyaml; NULL = absent */
+    struct sp_raw_health_check *health_check;     /* owned by libcyaml; NULL = absent */
     struct sp_raw_breaker *breaker;               /* owned by libcyaml; NULL = absent */
     struct sp_raw_retries *retries;               /* owned by libcyaml; NULL = absent */
     struct sp_raw_route *routes;                  /* owned by libcyaml */
@@ -230,6 +241,13 @@ char *sp_config_check_header_name(const struct sp_config_check_ctx *ctx, const c
 char *sp_config_check_cookie_name(const struct sp_config_check_ctx *ctx, const char *value);
 char *sp_config_check_query_name(const struct sp_config_check_ctx *ctx, const char *value);
 char *sp_config_check_secret(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_probe_path(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_status_range(const struct sp_config_check_ctx *ctx, const char *value);
+char *sp_config_check_authority(const struct sp_config_check_ctx *ctx, const char *value);
+
+/* Parses an expected status, "200" or "200-399" (lo <= hi, both within 100..599), into
+ * *ret_min and *ret_max. Returns 0 or -EINVAL (outputs untouched). */
+int sp_config_parse_status_range(const char *s, unsigned *ret_min, unsigned *ret_max);
 
 /* Shortest sticky cookie secret accepted, in bytes (HMAC-SHA256 key; see docs/config.md). */
 #define SP_CONFIG_SECRET_MIN_BYTES 16

@@ -171,6 +171,19 @@ static const cyaml_schema_field_t passive_health_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t health_check_fields[] = {
+    CYAML_FIELD_STRING_PTR("path", CYAML_FLAG_POINTER, struct sp_raw_health_check, path, 0,
+                           CYAML_UNLIMITED),
+    CYAML_FIELD_UINT_PTR("interval_ms", OPT, struct sp_raw_health_check, interval_ms),
+    CYAML_FIELD_UINT_PTR("timeout_ms", OPT, struct sp_raw_health_check, timeout_ms),
+    CYAML_FIELD_STRING_PTR("expected_status", OPT_PTR, struct sp_raw_health_check, expected_status,
+                           0, CYAML_UNLIMITED),
+    CYAML_FIELD_UINT_PTR("fall", OPT, struct sp_raw_health_check, fall),
+    CYAML_FIELD_UINT_PTR("rise", OPT, struct sp_raw_health_check, rise),
+    CYAML_FIELD_STRING_PTR("host", OPT_PTR, struct sp_raw_health_check, host, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t breaker_fields[] = {
     CYAML_FIELD_UINT_PTR("max_failures", OPT, struct sp_raw_breaker, max_failures),
     CYAML_FIELD_UINT_PTR("failure_ratio_pct", OPT, struct sp_raw_breaker, failure_ratio_pct),
@@ -221,6 +234,8 @@ static const cyaml_schema_field_t upstream_fields[] = {
     CYAML_FIELD_UINT_PTR("slow_start_ms", OPT, struct sp_raw_upstream, slow_start_ms),
     CYAML_FIELD_MAPPING_PTR("passive_health", OPT_PTR, struct sp_raw_upstream, passive_health,
                             passive_health_fields),
+    CYAML_FIELD_MAPPING_PTR("health_check", OPT_PTR, struct sp_raw_upstream, health_check,
+                            health_check_fields),
     CYAML_FIELD_MAPPING_PTR("breaker", OPT_PTR, struct sp_raw_upstream, breaker, breaker_fields),
     CYAML_FIELD_MAPPING_PTR("retries", OPT_PTR, struct sp_raw_upstream, retries, retries_fields),
     CYAML_FIELD_SEQUENCE("routes", CYAML_FLAG_POINTER, struct sp_raw_upstream, routes, &route_entry,

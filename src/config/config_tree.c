@@ -151,6 +151,18 @@ static const struct spec passive_health_fields[] = {
     {.key = NULL},
 };
 
+/* timeout_ms at most interval_ms depends on the default, so it is checked in config_validate.c */
+static const struct spec health_check_fields[] = {
+    STR_KEY("path", true, sp_config_check_probe_path),
+    UINT_KEY("interval_ms", 100, 3600000), /* one hour */
+    UINT_KEY("timeout_ms", 1, 3600000),
+    STR_KEY("expected_status", false, sp_config_check_status_range),
+    UINT_KEY("fall", 1, 100),
+    UINT_KEY("rise", 1, 100),
+    STR_KEY("host", false, sp_config_check_authority),
+    {.key = NULL},
+};
+
 static const struct spec breaker_fields[] = {
     UINT_KEY("max_failures", 0, 1000),       UINT_KEY("failure_ratio_pct", 0, 100),
     UINT_KEY("min_requests", 1, 1000000),    UINT_KEY("window_ms", 100, 3600000),
@@ -197,6 +209,7 @@ static const struct spec upstream_fields[] = {
     {.key = "sticky_cookie", .kind = KIND_MAP, .fields = sticky_fields},
     UINT_KEY("slow_start_ms", 0, 3600000), /* one hour */
     {.key = "passive_health", .kind = KIND_MAP, .fields = passive_health_fields},
+    {.key = "health_check", .kind = KIND_MAP, .fields = health_check_fields},
     {.key = "breaker", .kind = KIND_MAP, .fields = breaker_fields},
     {.key = "retries", .kind = KIND_MAP, .fields = retries_fields},
     {.key = "routes", .kind = KIND_SEQ, .required = true, .min = 1, .item = &route_item},

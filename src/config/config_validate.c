@@ -293,6 +293,85 @@ char *sp_config_check_server_name(const struct sp_config_check_ctx *ctx, const c
                           sp_config_quote(q, sizeof(q), value));
 }
 
+char *sp_config_check_probe_path(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '/')
+        return sp_config_strf("must start with \"/\", got %s",
+                              sp_config_quote(q, sizeof(q), value));
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        /* RFC 9110 §4.1: an origin-form target; no fragment */
+        if (c <= 0x20 || c == 0x7f || c == '#')
+            return sp_config_strf("invalid path %s: spaces, control characters and \"#\" are "
+                                  "not allowed",
+                                  sp_config_quote(q, sizeof(q), value));
+    }
+    return NULL;
+}
+
+/* Parses 3 digits at *s within 100..599 and advances *s. */
+static bool parse_status(const char **s, unsigned *ret)
+{
+    const char *p = *s;
+
+    if (p[0] < '1' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9')
+        return false;
+    *ret = (unsigned)(p[0] - '0') * 100 + (unsigned)(p[1] - '0') * 10 + (unsigned)(p[2] - '0');
+    *s = p + 3;
+    return true;
+}
+
+int sp_config_parse_status_range(const char *s, unsigned *ret_min, unsigned *ret_max)
+{
+    unsigned lo, hi;
+
+    if (!parse_status(&s, &lo))
+        return -EINVAL;
+    hi = lo;
+    if (*s == '-') {
+        s++;
+        if (!parse_status(&s, &hi))
+            return -EINVAL;
+    }
+    if (*s != '\0' || hi < lo)
+        return -EINVAL;
+    *ret_min = lo;
+    *ret_max = hi;
+    return 0;
+}
+
+char *sp_config_check_status_range(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    unsigned lo, hi;
+    char q[96];
+
+    (void)ctx;
+    if (sp_config_parse_status_range(value, &lo, &hi) == 0)
+        return NULL;
+    return sp_config_strf("invalid status range %s: expected a status like \"200\" or a range "
+                          "like \"200-399\" within 100..599",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
+/* RFC 3986 §3.2: host[:port]; we accept a DNS name or IP literal, optionally with a port. */
+char *sp_config_check_authority(const struct sp_config_check_ctx *ctx, const char *value)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789-._:[]";
+    char q[96];
+
+    (void)ctx;
+    if (value[0] != '\0' && value[strspn(value, allowed)] == '\0' && value[0] != ':')
+        return NULL;
+    return sp_config_strf("invalid host %s: expected a host name, optionally with a port, like "
+                          "\"backend.internal:8443\"",
+                          sp_config_quote(q, sizeof(q), value));
+}
+
 /* RFC 9110 §5.6.2: a token is letters, digits and these; RFC 6265 §4.1.1 cookie-name is the
  * same set (RFC 2616 token) */
 static const char tchar_symbols[] = "!#$%&'*+-.^_`|~";
@@ -721,7 +800,7 @@ static int check_default_upstream(const struct sp_config *c, const struct sp_con
  * its cap). The key the rule is about (`blame_low` says which) is blamed when written in the file;
  * otherwise the other one, which then must be written, since the defaults are in order. */
 struct pair_rule {
-    const char *section;  /* "passive_health", "breaker" or "retries" */
+    const char *section;  /* "passive_health", "breaker", "retries" or "health_check" */
     const char *low_key;  /* key name within the section */
     const char *high_key; /* key name within the section */
     uint64_t low;         /* built value of low_key */
@@ -762,6 +841,25 @@ static int check_pair(const struct sp_config *c, const struct sp_config_lines *l
     free(high_path);
     free(low_path);
     return -EINVAL;
+}
+
+/* A probe's timeout must end before the next probe is due. */
+static int check_health_check(const struct sp_config *c, const struct sp_config_lines *lines,
+                              struct sp_config_errors *errors, size_t u)
+{
+    const struct sp_health_check_conf *hc = &c->upstreams[u].health_check;
+    const struct pair_rule rule = {
+        .section = "health_check",
+        .low_key = "timeout_ms",
+        .high_key = "interval_ms",
+        .low = hc->timeout_ms,
+        .high = hc->interval_ms,
+        .blame_low = true,
+    };
+
+    if (!hc->enabled)
+        return 0;
+    return check_pair(c, lines, errors, u, &rule);
 }
 
 /* Paired settings of passive_health, breaker and retries must come in order. The defaults count:
@@ -811,6 +909,8 @@ static int check_policy_pairs(const struct sp_config *c, const struct sp_config_
             if (check_pair(c, lines, errors, u, &rules[i]) < 0)
                 rv = -EINVAL;
         }
+        if (check_health_check(c, lines, errors, u) < 0)
+            rv = -EINVAL;
     }
     return rv;
 }

@@ -637,3 +637,13 @@ ngtcp2_connection_close_error *sp_quic_conn_last_error(struct sp_quic_conn *qc)
 {
     return &qc->last_error;
 }
+
+sp_time_t sp_quic_conn_rtt_ns(const struct sp_quic_conn *qc)
+{
+    ngtcp2_conn_stat st;
+
+    if (qc->conn == NULL || qc->handshake_ns == 0)
+        return 0;
+    ngtcp2_conn_get_conn_stat(qc->conn, &st);
+    return st.smoothed_rtt; /* ngtcp2_duration is in ns, as sp_time_t */
+}

@@ -157,6 +157,9 @@ void sp_quic_conn_consume(struct sp_quic_conn *qc, int64_t stream_id, uint64_t l
 void sp_quic_conn_shutdown_stream(struct sp_quic_conn *qc, int64_t stream_id,
                                   uint64_t app_error_code);
 
+/* Returns the smoothed RTT (RFC 9002 §5.3) of qc, or 0 before the handshake completed. */
+sp_time_t sp_quic_conn_rtt_ns(const struct sp_quic_conn *qc);
+
 /* Returns the local connection-close error set for the next close. */
 ngtcp2_connection_close_error *sp_quic_conn_last_error(struct sp_quic_conn *qc);
 

@@ -320,6 +320,13 @@ static sp_time_t c_handshake_ns(const void *impl)
     return sp_h3_conn_quic(u->h3)->handshake_ns;
 }
 
+static sp_time_t c_rtt_ns(const void *impl)
+{
+    const struct uh3_conn *u = impl;
+
+    return sp_quic_conn_rtt_ns(sp_h3_conn_quic(u->h3));
+}
+
 const struct sp_uconn_ops sp_uconn_h3_ops = {
     .name = "h3",
     .open = c_open,
@@ -329,4 +336,5 @@ const struct sp_uconn_ops sp_uconn_h3_ops = {
     .streams_left = c_streams_left,
     .submit = c_submit,
     .handshake_ns = c_handshake_ns,
+    .rtt_ns = c_rtt_ns,
 };

@@ -4,6 +4,7 @@
 #include "health/state.h"
 #include "policy/breaker.h"
 #include "upstream/pool_rules.h"
+#include "upstream/probe.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +42,8 @@ struct backend {
     sp_time_t down_until;
     struct sp_health *health;   /* owned; passive health from request outcomes */
     struct sp_breaker *breaker; /* owned; this worker's circuit breaker */
+    struct sp_prober *prober;   /* owned; active probes; NULL without health_check */
+    sp_time_t rtt_ns;           /* smoothed RTT seen by the last probe; 0 = unknown */
 };
 
 struct sp_pool {
@@ -343,12 +346,19 @@ static void set_verify_name(struct backend *be, const char *server_name)
                         sizeof(be->verify_name));
 }
 
-/* The health machine's settings from the upstream's passive_health section (passive only: active
- * probes are not implemented yet, so probe_interval stays 0). */
-static void health_conf(const struct sp_passive_health_conf *ph, struct sp_health_conf *hc)
+/* The health machine's settings from the upstream's passive_health section, plus the active
+ * probes' cadence and thresholds when health_check is on (probe_interval 0 = passive only). */
+static void health_conf(const struct sp_upstream_conf *conf, struct sp_health_conf *hc)
 {
+    const struct sp_passive_health_conf *ph = &conf->passive_health;
+    const struct sp_health_check_conf *chk = &conf->health_check;
+
     sp_health_conf_default(hc);
-    hc->probe_interval_ns = 0;
+    hc->probe_interval_ns = chk->enabled ? chk->interval_ms * SP_MS : 0;
+    if (chk->enabled) {
+        hc->probe_fall = chk->fall;
+        hc->rise = chk->rise;
+    }
     hc->eject_failures = ph->eject_failures;
     hc->eject_5xx = ph->eject_5xx;
     hc->degrade_failures = ph->degrade_failures;
@@ -381,17 +391,29 @@ static int backend_policies(struct backend *be, const struct sp_upstream_conf *c
     struct sp_breaker_conf bc;
     int rv;
 
-    health_conf(&conf->passive_health, &hc);
+    health_conf(conf, &hc);
     breaker_conf(&conf->breaker, &bc);
     rv = sp_health_new(&hc, sp_time_now(), &be->health);
     if (rv == 0)
         rv = sp_breaker_new(&bc, &be->breaker);
+    if (rv == 0 && conf->health_check.enabled)
+        rv = sp_prober_new(be->pool->loop, be->pool, be->index, conf, &be->prober);
     return rv;
+}
+
+static void stop_probers(struct sp_pool *p)
+{
+    for (size_t i = 0; i < p->nbackends; i++) {
+        if (p->backends[i].prober != NULL)
+            sp_prober_stop(p->backends[i].prober);
+    }
 }
 
 static void free_backends(struct sp_pool *p)
 {
     for (size_t i = 0; i < p->nbackends; i++) {
+        sp_prober_free(p->backends[i].prober);
+        p->backends[i].prober = NULL;
         sp_health_free(p->backends[i].health);
         sp_breaker_free(p->backends[i].breaker);
     }
@@ -429,12 +451,17 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
             return -EINVAL;
         }
     }
+    for (size_t i = 0; i < p->nbackends; i++) {
+        if (p->backends[i].prober != NULL)
+            sp_prober_start(p->backends[i].prober);
+    }
     *ret = p;
     return 0;
 }
 
 void sp_pool_shutdown(struct sp_pool *p)
 {
+    stop_probers(p);
     p->shutting_down = true;
     for (size_t i = 0; i < p->nbackends; i++) {
         struct backend *be = &p->backends[i];
@@ -451,6 +478,7 @@ void sp_pool_free(struct sp_pool *p)
 {
     if (p == NULL)
         return;
+    stop_probers(p); /* a probe in flight is cancelled before its connection closes */
     p->shutting_down = true;
     for (size_t i = 0; i < p->nbackends; i++) {
         struct backend *be = &p->backends[i];
@@ -531,6 +559,19 @@ unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend)
     return pct > 0 ? pct : 1;
 }
 
+/* Feeds one event to be's health machine and logs the transition it causes, once. */
+static void health_event(struct backend *be, enum sp_health_event ev, sp_time_t now)
+{
+    const struct sp_health_transition *t;
+
+    if (!sp_health_report(be->health, ev, now, sp_random_u64()))
+        return;
+    t = sp_health_last(be->health);
+    /* One line per transition (STYLE: info = backend up/down). */
+    SP_LOG_INFO("upstream", "event=health backend=%s from=%s to=%s reason=%s", be->conf->id,
+                sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
+}
+
 bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now)
 {
     return sp_breaker_allow(p->backends[backend].breaker, now) == SP_BREAKER_ALLOW;
@@ -555,14 +596,45 @@ void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_e
         }
         sp_breaker_release(be->breaker);
     }
-    if (sp_health_event_from_err(cls, &ev) &&
-        sp_health_report(be->health, ev, now, sp_random_u64())) {
-        const struct sp_health_transition *t = sp_health_last(be->health);
+    if (sp_health_event_from_err(cls, &ev))
+        health_event(be, ev, now);
+}
 
-        /* One line per transition (STYLE: info = backend up/down). */
-        SP_LOG_INFO("upstream", "event=health backend=%s from=%s to=%s reason=%s", be->conf->id,
-                    sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
-    }
+sp_time_t sp_pool_next_probe_at(const struct sp_pool *p, size_t backend)
+{
+    return sp_health_next_probe_at(p->backends[backend].health);
+}
+
+void sp_pool_probe_result(struct sp_pool *p, size_t backend, bool ok, sp_time_t rtt_ns,
+                          sp_time_t now)
+{
+    struct backend *be = &p->backends[backend];
+
+    if (rtt_ns > 0)
+        be->rtt_ns = rtt_ns;
+    health_event(be, ok ? SP_HEALTH_EV_PROBE_OK : SP_HEALTH_EV_PROBE_FAIL, now);
+}
+
+void sp_pool_conn_retire(struct sp_pool_conn *c)
+{
+    if (c->goaway || c->closing)
+        return;
+    c->goaway = true;
+    SP_LOG_DEBUG("upstream", "event=retire backend=%s reason=probe_timeout", c->be->conf->id);
+    backend_dispatch(c->be);
+    idle_update(c);
+}
+
+sp_time_t sp_pool_conn_handshake_ns(const struct sp_pool_conn *c)
+{
+    return c->ready ? c->be->ops->handshake_ns(c->impl) : 0;
+}
+
+sp_time_t sp_pool_conn_rtt_ns(const struct sp_pool_conn *c)
+{
+    const struct sp_uconn_ops *ops = c->be->ops;
+
+    return c->ready && ops->rtt_ns != NULL ? ops->rtt_ns(c->impl) : 0;
 }
 
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
@@ -574,4 +646,5 @@ void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
     ret->handshakes = be->handshakes;
     ret->inflight = be->inflight;
     ret->down = be->down_until > sp_time_now();
+    ret->rtt_ns = be->rtt_ns;
 }

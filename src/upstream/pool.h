@@ -6,7 +6,8 @@
  * max_connections_per_backend; beyond that requests wait in a bounded queue. A connection that
  * fails, times out or receives GOAWAY leaves rotation; requests still waiting for it go to the
  * caller's on_fail so they can be sent elsewhere. A backend whose connection attempts fail is
- * held down for a backoff period (passive health) so the balancer skips it.
+ * held down for a backoff period (passive health) so the balancer skips it. With an upstream
+ * health_check, the pool also owns one active prober per backend (upstream/probe.h).
  * Single-threaded: each worker owns its pools; nothing here takes a lock. */
 #ifndef SP_UPSTREAM_POOL_H
 #define SP_UPSTREAM_POOL_H
@@ -42,10 +43,13 @@ struct sp_pool_backend_stats {
     uint64_t handshakes; /* completed handshakes since start */
     unsigned inflight;   /* requests holding a stream */
     bool down;           /* connect failures: held out of rotation until down_until */
+    sp_time_t rtt_ns;    /* smoothed RTT of the last active probe's connection (QUIC); 0 =
+                            unknown (no probes, or a protocol that does not measure it) */
 };
 
 /* Creates the pool for upstream conf (borrowed, must outlive the pool) with client TLS
- * credentials (borrowed). Returns 0 or negative errno. Worker thread. */
+ * credentials (borrowed), and starts its active probers when conf->health_check is enabled.
+ * Returns 0 or negative errno. Worker thread. */
 int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
                 const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,
                 const struct sp_tls_client *tls, struct sp_pool **ret);
@@ -93,7 +97,25 @@ void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_e
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
                            struct sp_pool_backend_stats *ret);
 
-/* Sends GOAWAY-equivalent closes to idle connections and stops opening new ones. */
+/* Active probes (upstream/probe.c): when the backend's next probe is due (SP_HEALTH_NEVER when
+ * none is scheduled). */
+sp_time_t sp_pool_next_probe_at(const struct sp_pool *p, size_t backend);
+
+/* Active probes: feeds one probe's result to the backend's health machine (logs a transition
+ * once at info, as sp_pool_outcome does) and records rtt_ns (0 = unknown, keeps the last one). */
+void sp_pool_probe_result(struct sp_pool *p, size_t backend, bool ok, sp_time_t rtt_ns,
+                          sp_time_t now);
+
+/* Takes c out of rotation, as a GOAWAY would: requests on it finish, new ones get another
+ * connection, and it closes once idle. For a connection suspected dead (a probe timed out). */
+void sp_pool_conn_retire(struct sp_pool_conn *c);
+
+/* The handshake time and the transport's smoothed RTT of c (0 = unknown). */
+sp_time_t sp_pool_conn_handshake_ns(const struct sp_pool_conn *c);
+sp_time_t sp_pool_conn_rtt_ns(const struct sp_pool_conn *c);
+
+/* Stops the probers, sends GOAWAY-equivalent closes to idle connections and stops opening new
+ * ones. */
 void sp_pool_shutdown(struct sp_pool *p);
 
 #endif

@@ -121,6 +121,8 @@ struct sp_uconn_ops {
                   struct sp_ustream *s);
     /* Handshake duration (0 until ready). */
     sp_time_t (*handshake_ns)(const void *impl);
+    /* Smoothed RTT the transport measured (0 = unknown). NULL when the protocol has none. */
+    sp_time_t (*rtt_ns)(const void *impl);
 };
 
 /* The HTTP/3 implementation (upstream/h3.c). */

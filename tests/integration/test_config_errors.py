@@ -197,6 +197,27 @@ BAD = [
      with_upstream("    passive_health:\n      recovery_ms: 5000\n      max_recovery_ms: 4000\n"),
      ["{f}:10: upstreams[0].passive_health.max_recovery_ms: must be at least recovery_ms (5000), "
       "got 4000"]),
+    # health_check: path required and absolute, ranges, status range, timeout within interval
+    ("health_check_without_path", with_upstream("    health_check:\n      interval_ms: 500\n"),
+     ["{f}:9: upstreams[0].health_check.path: required key missing"]),
+    ("health_check_relative_path", with_upstream("    health_check:\n      path: healthz\n"),
+     ['{f}:9: upstreams[0].health_check.path: must start with "/", got "healthz"']),
+    ("health_check_interval_too_short",
+     with_upstream("    health_check:\n      path: /h\n      interval_ms: 99\n"),
+     ["{f}:10: upstreams[0].health_check.interval_ms: must be between 100 and 3600000, got 99"]),
+    ("health_check_timeout_above_interval",
+     with_upstream("    health_check:\n      path: /h\n      interval_ms: 500\n"
+                   "      timeout_ms: 800\n"),
+     ["{f}:11: upstreams[0].health_check.timeout_ms: must be at most interval_ms (500), got 800"]),
+    ("health_check_bad_status_range",
+     with_upstream("    health_check:\n      path: /h\n      expected_status: 2xx\n"),
+     ['{f}:10: upstreams[0].health_check.expected_status: invalid status range "2xx": expected a '
+      'status like "200" or a range like "200-399" within 100..599']),
+    ("health_check_fall_zero", with_upstream("    health_check:\n      path: /h\n      fall: 0\n"),
+     ["{f}:10: upstreams[0].health_check.fall: must be between 1 and 100, got 0"]),
+    ("health_check_rise_too_high",
+     with_upstream("    health_check:\n      path: /h\n      rise: 101\n"),
+     ["{f}:10: upstreams[0].health_check.rise: must be between 1 and 100, got 101"]),
     ("breaker_unknown_key", with_upstream("    breaker:\n      max_pending: 5\n"),
      ["{f}:9: upstreams[0].breaker.max_pending: unknown key"]),
     ("breaker_half_open_requests_zero",

@@ -431,6 +431,52 @@ static void test_every_policy_key_is_loaded_into_the_config(void **state)
     assert_int_equal(u->retries.max_backoff_ms, 1000);
 }
 
+static void test_health_check_keys_are_loaded_into_the_config(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {
+        .upstream = "health_check:\n  path: /healthz\n  interval_ms: 500\n  timeout_ms: 250\n"
+                    "  expected_status: \"200-204\"\n  fall: 4\n  rise: 5\n"
+                    "  host: health.internal:8443",
+    };
+    const struct sp_health_check_conf *hc;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    hc = &f->config->upstreams[0].health_check;
+    assert_true(hc->enabled);
+    assert_string_equal(hc->path, "/healthz");
+    assert_int_equal(hc->interval_ms, 500);
+    assert_int_equal(hc->timeout_ms, 250);
+    assert_int_equal(hc->status_min, 200);
+    assert_int_equal(hc->status_max, 204);
+    assert_int_equal(hc->fall, 4);
+    assert_int_equal(hc->rise, 5);
+    assert_string_equal(hc->host, "health.internal:8443");
+}
+
+static void test_health_check_gets_defaults_and_is_off_when_absent(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc on = {.upstream = "health_check:\n  path: /h\n  expected_status: 204"};
+    const struct doc off = {.upstream = "slow_start_ms: 0"};
+    const struct sp_health_check_conf *hc;
+
+    assert_int_equal(load_doc(f, &on), 0);
+    hc = &f->config->upstreams[0].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->interval_ms, 2000);
+    assert_int_equal(hc->timeout_ms, 1000);
+    assert_int_equal(hc->status_min, 204);
+    assert_int_equal(hc->status_max, 204);
+    assert_int_equal(hc->fall, 3);
+    assert_int_equal(hc->rise, 2);
+    assert_null(hc->host);
+    assert_int_equal(load_doc(f, &off), 0);
+    hc = &f->config->upstreams[0].health_check;
+    assert_false(hc->enabled);
+    assert_null(hc->path);
+}
+
 static void test_empty_policy_sections_get_every_default(void **state)
 {
     struct fixture *f = *state;
@@ -605,6 +651,20 @@ static const struct key_case valid_cases[] = {
     {.doc = {.upstream = "retries:\n  backoff_ms: 60000\n  max_backoff_ms: 600000"}},
     {.doc = {.upstream = "retries:\n  max_backoff_ms: 10"}},
     {.doc = {.upstream = "retries:\n  max_backoff_ms: 0\n  backoff_ms: 0"}},
+    {.doc = {.upstream = "health_check:\n  path: /healthz"}},
+    {.doc = {.upstream = "health_check:\n  path: \"/health?deep=1\""}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  interval_ms: 100\n  timeout_ms: 100"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  interval_ms: 3600000"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  timeout_ms: 1"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  timeout_ms: 2000"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  expected_status: 204"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  expected_status: \"100-599\""}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  fall: 1"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  fall: 100"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  rise: 1"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  rise: 100"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  host: backend.internal"}},
+    {.doc = {.upstream = "health_check:\n  path: /\n  host: \"[::1]:8443\""}},
 };
 
 static const struct key_case invalid_cases[] = {
@@ -1109,6 +1169,67 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "breaker:\n  open_ms: 60001"},
      "open_ms",
      "upstreams[0].breaker.open_ms: must be at most max_open_ms (60000, the default), got 60001"},
+    {{.upstream = "health_check:\n  interval_ms: 500"},
+     "interval_ms: 500",
+     "upstreams[0].health_check.path: required key missing"},
+    {{.upstream = "health_check:\n  path: healthz"},
+     "healthz",
+     "upstreams[0].health_check.path: must start with \"/\", got \"healthz\""},
+    {{.upstream = "health_check:\n  path: \"/a b\""},
+     "/a b",
+     "upstreams[0].health_check.path: invalid path \"/a b\": spaces, control characters and "
+     "\"#\" are not allowed"},
+    {{.upstream = "health_check:\n  path: /\n  interval_ms: 99"},
+     "interval_ms: 99",
+     "upstreams[0].health_check.interval_ms: must be between 100 and 3600000, got 99"},
+    {{.upstream = "health_check:\n  path: /\n  interval_ms: 3600001"},
+     "interval_ms: 3600001",
+     "upstreams[0].health_check.interval_ms: must be between 100 and 3600000, got 3600001"},
+    {{.upstream = "health_check:\n  path: /\n  timeout_ms: 0"},
+     "timeout_ms: 0",
+     "upstreams[0].health_check.timeout_ms: must be between 1 and 3600000, got 0"},
+    {{.upstream = "health_check:\n  path: /\n  timeout_ms: 2001"},
+     "timeout_ms: 2001",
+     "upstreams[0].health_check.timeout_ms: must be at most interval_ms (2000, the default), got "
+     "2001"},
+    {{.upstream = "health_check:\n  path: /\n  interval_ms: 500\n  timeout_ms: 600"},
+     "timeout_ms: 600",
+     "upstreams[0].health_check.timeout_ms: must be at most interval_ms (500), got 600"},
+    {{.upstream = "health_check:\n  path: /\n  interval_ms: 500"},
+     "interval_ms: 500",
+     "upstreams[0].health_check.interval_ms: must be at least timeout_ms (1000, the default), "
+     "got 500"},
+    {{.upstream = "health_check:\n  path: /\n  expected_status: 2xx"},
+     "2xx",
+     "upstreams[0].health_check.expected_status: invalid status range \"2xx\": expected a "
+     "status like \"200\" or a range like \"200-399\" within 100..599"},
+    {{.upstream = "health_check:\n  path: /\n  expected_status: 600"},
+     "600",
+     "upstreams[0].health_check.expected_status: invalid status range \"600\": expected a "
+     "status like \"200\" or a range like \"200-399\" within 100..599"},
+    {{.upstream = "health_check:\n  path: /\n  expected_status: \"399-200\""},
+     "399-200",
+     "upstreams[0].health_check.expected_status: invalid status range \"399-200\": expected a "
+     "status like \"200\" or a range like \"200-399\" within 100..599"},
+    {{.upstream = "health_check:\n  path: /\n  fall: 0"},
+     "fall: 0",
+     "upstreams[0].health_check.fall: must be between 1 and 100, got 0"},
+    {{.upstream = "health_check:\n  path: /\n  fall: 101"},
+     "fall: 101",
+     "upstreams[0].health_check.fall: must be between 1 and 100, got 101"},
+    {{.upstream = "health_check:\n  path: /\n  rise: 0"},
+     "rise: 0",
+     "upstreams[0].health_check.rise: must be between 1 and 100, got 0"},
+    {{.upstream = "health_check:\n  path: /\n  rise: 101"},
+     "rise: 101",
+     "upstreams[0].health_check.rise: must be between 1 and 100, got 101"},
+    {{.upstream = "health_check:\n  path: /\n  host: \"a b\""},
+     "a b",
+     "upstreams[0].health_check.host: invalid host \"a b\": expected a host name, optionally "
+     "with a port, like \"backend.internal:8443\""},
+    {{.upstream = "health_check:\n  path: /\n  method: HEAD"},
+     "method: HEAD",
+     "upstreams[0].health_check.method: unknown key"},
     {{.upstream = "retries:\n  max_backoff_ms: 9"},
      "max_backoff_ms",
      "upstreams[0].retries.max_backoff_ms: must be at least backoff_ms (10, the default), got 9"},
@@ -1635,6 +1756,8 @@ int main(void)
         cmocka_unit_test(test_every_upstream_key_is_loaded_into_the_config),
         cmocka_unit_test(test_every_policy_key_is_loaded_into_the_config),
         cmocka_unit_test(test_empty_policy_sections_get_every_default),
+        cmocka_unit_test(test_health_check_keys_are_loaded_into_the_config),
+        cmocka_unit_test(test_health_check_gets_defaults_and_is_off_when_absent),
         cmocka_unit_test(test_a_partial_policy_section_keeps_the_other_defaults),
         cmocka_unit_test(test_backend_ipv4_address_is_resolved_into_a_sockaddr),
         cmocka_unit_test(test_each_key_accepts_a_valid_value),
