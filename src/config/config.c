@@ -367,6 +367,7 @@ static void build_passive_health(struct sp_passive_health_conf *p,
     p->degraded_weight_pct = OR_DEFAULT(raw->degraded_weight_pct, 50u);
     p->recovery_ms = OR_DEFAULT(raw->recovery_ms, 1000);
     p->max_recovery_ms = OR_DEFAULT(raw->max_recovery_ms, 60000);
+    p->panic_threshold_pct = OR_DEFAULT(raw->panic_threshold_pct, 50u);
 }
 
 /* Absent section: probes off, every field zero. expected_status was checked by the tree walk. */

@@ -116,6 +116,8 @@ struct sp_passive_health_conf {
     unsigned degraded_weight_pct; /* weight while degraded, 1..100; default 50 */
     uint64_t recovery_ms;         /* first readmission delay after an ejection; default 1000 */
     uint64_t max_recovery_ms;     /* cap of the doubling delay; default 60000 */
+    unsigned panic_threshold_pct; /* below this share of backends not ejected by health, all
+                                     are balanced over; default 50; 0 = off */
 };
 
 /* Per-backend circuit breaker (per worker). */

@@ -111,6 +111,7 @@ struct sp_raw_passive_health {
     unsigned *degraded_weight_pct;
     uint64_t *recovery_ms;
     uint64_t *max_recovery_ms;
+    unsigned *panic_threshold_pct;
 };
 
 struct sp_raw_health_check {

@@ -168,6 +168,8 @@ static const cyaml_schema_field_t passive_health_fields[] = {
                          degraded_weight_pct),
     CYAML_FIELD_UINT_PTR("recovery_ms", OPT, struct sp_raw_passive_health, recovery_ms),
     CYAML_FIELD_UINT_PTR("max_recovery_ms", OPT, struct sp_raw_passive_health, max_recovery_ms),
+    CYAML_FIELD_UINT_PTR("panic_threshold_pct", OPT, struct sp_raw_passive_health,
+                         panic_threshold_pct),
     CYAML_FIELD_END,
 };
 

@@ -148,6 +148,7 @@ static const struct spec passive_health_fields[] = {
     UINT_KEY("degraded_weight_pct", 1, 100),
     UINT_KEY("recovery_ms", 1, 3600000),
     UINT_KEY("max_recovery_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("panic_threshold_pct", 0, 100),
     {.key = NULL},
 };
 

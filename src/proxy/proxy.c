@@ -382,6 +382,7 @@ static void fill_view(struct req *r, struct upstream_rt *u, sp_time_t now)
 {
     size_t n = u->conf->backends_count, eligible = 0;
 
+    (void)sp_pool_update_panic(u->pool); /* the view below follows it */
     for (size_t i = 0; i < n; i++) {
         struct sp_pool_backend_stats st;
         unsigned w = u->conf->backends[i].weight * sp_pool_backend_weight_pct(u->pool, i) / 100;

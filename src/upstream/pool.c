@@ -58,6 +58,8 @@ struct sp_pool {
     size_t nbackends;
     size_t queued; /* waiters across backends */
     bool shutting_down;
+    const struct sp_health **healths; /* owned array of borrowed machines, one per backend */
+    bool panic;                       /* the last sp_pool_update_panic found the pool in panic */
 };
 
 static const struct sp_uconn_events conn_events;
@@ -418,6 +420,7 @@ static void free_backends(struct sp_pool *p)
         sp_breaker_free(p->backends[i].breaker);
     }
     free(p->backends);
+    free(p->healths);
 }
 
 int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
@@ -437,6 +440,7 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
     p->rules.max_queue = conf->pool.max_queue;
     p->nbackends = conf->backends_count;
     p->backends = sp_xcalloc(p->nbackends, sizeof(*p->backends));
+    p->healths = sp_xcalloc(p->nbackends, sizeof(*p->healths));
     for (size_t i = 0; i < p->nbackends; i++) {
         struct backend *be = &p->backends[i];
 
@@ -450,6 +454,7 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
             free(p);
             return -EINVAL;
         }
+        p->healths[i] = be->health;
     }
     for (size_t i = 0; i < p->nbackends; i++) {
         if (p->backends[i].prober != NULL)
@@ -549,14 +554,40 @@ bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now)
     /* An open breaker is skipped until its open time is over (then a trial may go). */
     if (sp_breaker_state(be->breaker) == SP_BREAKER_OPEN && sp_breaker_retry_at(be->breaker) > now)
         return false;
-    return be->down_until <= now && sp_health_eligible(be->health, now);
+    if (be->down_until > now)
+        return false; /* connect failures: held down even in panic */
+    return p->panic || sp_health_eligible(be->health, now);
 }
 
 unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend)
 {
     unsigned pct = sp_health_weight_pct(p->backends[backend].health);
 
+    if (pct == 0 && p->panic)
+        return 100; /* panic: an ejected backend takes its full share of the load again */
     return pct > 0 ? pct : 1;
+}
+
+bool sp_pool_update_panic(struct sp_pool *p)
+{
+    bool panic =
+        sp_health_panic(p->healths, p->nbackends, p->conf->passive_health.panic_threshold_pct);
+    size_t healthy = 0;
+
+    if (panic == p->panic)
+        return panic;
+    p->panic = panic;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        enum sp_health_state s = sp_health_state(p->healths[i]);
+
+        healthy += s == SP_HEALTH_HEALTHY || s == SP_HEALTH_DEGRADED;
+    }
+    /* Once per change, not per request: panic persists while the ejections do. */
+    SP_LOG_WARN("upstream",
+                "event=panic upstream=%s state=%s healthy=%zu backends=%zu threshold_pct=%u",
+                p->conf->name, panic ? "on" : "off", healthy, p->nbackends,
+                p->conf->passive_health.panic_threshold_pct);
+    return panic;
 }
 
 /* Feeds one event to be's health machine and logs the transition it causes, once. */
@@ -572,9 +603,25 @@ static void health_event(struct backend *be, enum sp_health_event ev, sp_time_t 
                 sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
 }
 
+/* Logs be's breaker transition since `before`, if any (once, at info). */
+static void breaker_log(const struct backend *be, enum sp_breaker_state before)
+{
+    enum sp_breaker_state now_state = sp_breaker_state(be->breaker);
+
+    if (now_state != before)
+        SP_LOG_INFO("upstream", "event=breaker backend=%s from=%s to=%s reason=%s", be->conf->id,
+                    sp_breaker_state_name(before), sp_breaker_state_name(now_state),
+                    sp_breaker_reason(be->breaker));
+}
+
 bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now)
 {
-    return sp_breaker_allow(p->backends[backend].breaker, now) == SP_BREAKER_ALLOW;
+    const struct backend *be = &p->backends[backend];
+    enum sp_breaker_state before = sp_breaker_state(be->breaker);
+    bool ok = sp_breaker_allow(be->breaker, now) == SP_BREAKER_ALLOW;
+
+    breaker_log(be, before); /* OPEN -> HALF_OPEN happens here */
+    return ok;
 }
 
 void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_err_class cls,
@@ -588,11 +635,7 @@ void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_e
             enum sp_breaker_state before = sp_breaker_state(be->breaker);
 
             sp_breaker_report(be->breaker, cls == SP_ERR_NONE, now);
-            if (sp_breaker_state(be->breaker) != before)
-                SP_LOG_INFO("upstream", "event=breaker backend=%s from=%s to=%s reason=%s",
-                            be->conf->id, sp_breaker_state_name(before),
-                            sp_breaker_state_name(sp_breaker_state(be->breaker)),
-                            sp_breaker_reason(be->breaker));
+            breaker_log(be, before);
         }
         sp_breaker_release(be->breaker);
     }

@@ -76,12 +76,20 @@ void sp_pool_request_started(struct sp_pool *p, size_t backend);
 void sp_pool_request_finished(struct sp_pool *p, size_t backend);
 
 /* True when backend is usable now: not held down after connect failures, not ejected by passive
- * health, and its breaker not open (or open but due for a trial). */
+ * health (unless the pool is in panic), and its breaker not open (or open but due for a trial). */
 bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now);
 
 /* The share of its weight a backend gets from passive health: 100 when healthy, less when
- * degraded or recovering (never 0). */
+ * degraded or recovering (never 0); an ejected backend gets 100 while the pool is in panic. */
 unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend);
+
+/* Panic mode (passive_health.panic_threshold_pct): recomputes whether fewer than that share of the
+ * backends are healthy or degraded by their health machines (sp_health_panic). While in panic,
+ * sp_pool_backend_eligible ignores health ejections, so the balancer spreads the load over every
+ * backend rather than overload the few; the connect-failure hold-down and open breakers still
+ * count. Logs at warn only when the pool enters or leaves panic. Returns the new state. Call
+ * before each pick. */
+bool sp_pool_update_panic(struct sp_pool *p);
 
 /* Asks the backend's circuit breaker to let one request through (it may move OPEN -> HALF_OPEN).
  * True when admitted; the caller then reports the request's end with sp_pool_outcome(admitted =

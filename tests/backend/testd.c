@@ -2,13 +2,17 @@
  * behaviours the third-party servers lack: echo of headers and body, delays, resets, trailers,
  * chosen statuses and a /stats endpoint counting handshakes. Usage:
  *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME [--delay-ms N]
+ *                [--fail-status CODE]
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
  * /stall-after/N (N bytes then silence), /trailers, /status/CODE, /stats, /goaway (answers, then
  * sends GOAWAY); any other path answers 200 "hello from NAME: METHOD PATH". Every response carries
  * x-backend-id: NAME.
  * --delay-ms N makes a uniformly slow backend: every request, whatever its endpoint, is held N ms
  * from its arrival before it is acted on (answered, reset, or its own /delay/MS started); an /echo
- * body arriving meanwhile is kept (flow control bounds it) and echoed once the hold ends. */
+ * body arriving meanwhile is kept (flow control bounds it) and echoed once the hold ends.
+ * --fail-status CODE (200..599) makes a failing backend: every request that would get the "hello"
+ * answer (any path not listed above) gets status CODE with body "failing: NAME" instead, so one
+ * backend of a pool can answer 500 to everything; the listed endpoints still work. */
 #include "core/defer.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -30,7 +34,8 @@ struct testd {
     const char *id;
     struct sp_h3_server *srv;
     uint64_t handshakes, requests;
-    double delay_s; /* --delay-ms: hold before acting on every request */
+    double delay_s;       /* --delay-ms: hold before acting on every request */
+    unsigned fail_status; /* --fail-status: the status of every "hello" answer; 0 = 200 */
 };
 
 enum kind {
@@ -168,6 +173,11 @@ static void send_hello(struct treq *r)
     const struct sp_field *p = sp_fields_find(f, ":path");
     char buf[512];
 
+    if (r->td->fail_status != 0) {
+        snprintf(buf, sizeof(buf), "failing: %s\n", r->td->id);
+        send_text(r, r->td->fail_status, "text/plain", buf);
+        return;
+    }
     snprintf(
         buf, sizeof(buf), "hello from %s: %.*s %.*s\n", r->td->id,
         m != NULL ? (int)SP_MIN(m->value_len, 16u) : 1, m != NULL ? (const char *)m->value : "-",
@@ -506,13 +516,10 @@ static int parse_addr(const char *host, unsigned port, struct sockaddr_storage *
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"address", required_argument, NULL, 'a'},
-        {"port", required_argument, NULL, 'p'},
-        {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"id", required_argument, NULL, 'i'},
-        {"delay-ms", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
+        {"address", required_argument, NULL, 'a'},     {"port", required_argument, NULL, 'p'},
+        {"cert", required_argument, NULL, 'c'},        {"key", required_argument, NULL, 'k'},
+        {"id", required_argument, NULL, 'i'},          {"delay-ms", required_argument, NULL, 'd'},
+        {"fail-status", required_argument, NULL, 'f'}, {NULL, 0, NULL, 0},
     };
     const char *addr = "127.0.0.1", *cert = NULL, *key = NULL;
     struct testd td = {.id = "testd"};
@@ -555,13 +562,24 @@ int main(int argc, char **argv)
             td.delay_s = (double)ms / 1e3;
             break;
         }
+        case 'f': {
+            char *end;
+            unsigned long code = strtoul(optarg, &end, 10);
+
+            if (end == optarg || *end != '\0' || code < 200 || code > 599) {
+                fprintf(stderr, "spooky-testd: --fail-status wants 200..599, got %s\n", optarg);
+                return 2;
+            }
+            td.fail_status = (unsigned)code;
+            break;
+        }
         default:
             return 2;
         }
     }
     if (cert == NULL || key == NULL || port == 0 || parse_addr(addr, port, &ss, &sslen) != 0) {
         fprintf(stderr, "usage: spooky-testd --address A --port P --cert C --key K --id NAME "
-                        "[--delay-ms N]\n");
+                        "[--delay-ms N] [--fail-status CODE]\n");
         return 2;
     }
     g_td = &td;

@@ -180,6 +180,10 @@ BAD = [
     ("passive_health_ratio_over_100",
      with_upstream("    passive_health:\n      eject_ratio_pct: 101\n"),
      ["{f}:9: upstreams[0].passive_health.eject_ratio_pct: must be between 0 and 100, got 101"]),
+    ("passive_health_panic_threshold_over_100",
+     with_upstream("    passive_health:\n      panic_threshold_pct: 101\n"),
+     ["{f}:9: upstreams[0].passive_health.panic_threshold_pct: must be between 0 and 100, got "
+      "101"]),
     ("passive_health_degrade_not_below_eject",
      with_upstream("    passive_health:\n      eject_failures: 3\n      degrade_failures: 3\n"),
      ["{f}:10: upstreams[0].passive_health.degrade_failures: must be below eject_failures (3), "

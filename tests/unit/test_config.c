@@ -199,6 +199,7 @@ static void assert_policy_defaults(const struct sp_upstream_conf *u)
     assert_int_equal(u->passive_health.degraded_weight_pct, 50);
     assert_int_equal(u->passive_health.recovery_ms, 1000);
     assert_int_equal(u->passive_health.max_recovery_ms, 60000);
+    assert_int_equal(u->passive_health.panic_threshold_pct, 50);
     assert_int_equal(u->breaker.max_failures, 5);
     assert_int_equal(u->breaker.failure_ratio_pct, 0);
     assert_int_equal(u->breaker.min_requests, 20);
@@ -394,7 +395,7 @@ static void test_every_policy_key_is_loaded_into_the_config(void **state)
         .upstream = "passive_health:\n  eject_failures: 7\n  eject_5xx: 8\n  degrade_failures: 3\n"
                     "  eject_ratio_pct: 60\n  degrade_ratio_pct: 15\n  min_requests: 30\n"
                     "  window_ms: 20000\n  degraded_weight_pct: 25\n  recovery_ms: 2000\n"
-                    "  max_recovery_ms: 120000\n"
+                    "  max_recovery_ms: 120000\n  panic_threshold_pct: 70\n"
                     "breaker:\n  max_failures: 9\n  failure_ratio_pct: 40\n  min_requests: 50\n"
                     "  window_ms: 30000\n  open_ms: 6000\n  max_open_ms: 90000\n"
                     "  half_open_requests: 3\n  half_open_successes: 2\n  max_concurrent: 500\n"
@@ -415,6 +416,7 @@ static void test_every_policy_key_is_loaded_into_the_config(void **state)
     assert_int_equal(u->passive_health.degraded_weight_pct, 25);
     assert_int_equal(u->passive_health.recovery_ms, 2000);
     assert_int_equal(u->passive_health.max_recovery_ms, 120000);
+    assert_int_equal(u->passive_health.panic_threshold_pct, 70);
     assert_int_equal(u->breaker.max_failures, 9);
     assert_int_equal(u->breaker.failure_ratio_pct, 40);
     assert_int_equal(u->breaker.min_requests, 50);
@@ -622,6 +624,8 @@ static const struct key_case valid_cases[] = {
     {.doc = {.upstream = "passive_health:\n  recovery_ms: 3600000\n  max_recovery_ms: 86400000"}},
     {.doc = {.upstream = "passive_health:\n  max_recovery_ms: 1000"}},
     {.doc = {.upstream = "passive_health:\n  max_recovery_ms: 1\n  recovery_ms: 1"}},
+    {.doc = {.upstream = "passive_health:\n  panic_threshold_pct: 0"}},
+    {.doc = {.upstream = "passive_health:\n  panic_threshold_pct: 100"}},
     {.doc = {.upstream = "breaker:\n  max_failures: 0"}},
     {.doc = {.upstream = "breaker:\n  max_failures: 1000"}},
     {.doc = {.upstream = "breaker:\n  failure_ratio_pct: 100"}},
@@ -1067,6 +1071,9 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "passive_health:\n  max_recovery_ms: 86400001"},
      "max_recovery_ms: 86400001",
      "upstreams[0].passive_health.max_recovery_ms: must be between 1 and 86400000, got 86400001"},
+    {{.upstream = "passive_health:\n  panic_threshold_pct: 101"},
+     "panic_threshold_pct: 101",
+     "upstreams[0].passive_health.panic_threshold_pct: must be between 0 and 100, got 101"},
     {{.upstream = "breaker:\n  max_failures: 1001"},
      "max_failures: 1001",
      "upstreams[0].breaker.max_failures: must be between 0 and 1000, got 1001"},
