@@ -108,3 +108,52 @@ void sp_lb_latencies_forget(struct sp_lb_latencies *l, size_t i)
     e->measured = false;
     e->cost_ns = 0;
 }
+
+int sp_lb_latencies_new_state(const struct sp_lb_params *p, size_t n, void **ret_state)
+{
+    struct sp_lb_latencies *l = sp_xcalloc(1, sizeof(*l));
+    int rv = sp_lb_latencies_init(l, p, n);
+
+    if (rv < 0)
+        goto out_free_state;
+    *ret_state = l;
+    return 0;
+
+out_free_state:
+    free(l);
+    return rv;
+}
+
+void sp_lb_latencies_report_op(void *state, size_t index, sp_time_t latency_ns, bool ok,
+                               sp_time_t now)
+{
+    sp_lb_latencies_observe(state, index, latency_ns, ok, now);
+}
+
+void sp_lb_latencies_seed_op(void *state, size_t index, sp_time_t rtt_ns)
+{
+    sp_lb_latencies_seed(state, index, rtt_ns);
+}
+
+void sp_lb_latencies_reset_op(void *state, size_t index, sp_time_t now)
+{
+    (void)now;
+    sp_lb_latencies_forget(state, index);
+}
+
+void sp_lb_latencies_free_state(void *state)
+{
+    struct sp_lb_latencies *l = state;
+
+    if (l == NULL)
+        return;
+    sp_lb_latencies_fini(l);
+    free(l);
+}
+
+double sp_lb_latencies_cost(const struct sp_lb_latencies *l, const struct sp_lb_pick_in *in,
+                            size_t i)
+{
+    return sp_lb_latencies_estimate(l, i, in->now) * ((double)in->b[i].inflight + 1) /
+           (double)in->w[i];
+}

@@ -53,4 +53,20 @@ void sp_lb_latencies_seed(struct sp_lb_latencies *l, size_t i, sp_time_t rtt_ns)
 /* Forgets backend i's samples (it was down: they are stale); keeps its seed. */
 void sp_lb_latencies_forget(struct sp_lb_latencies *l, size_t i);
 
+struct sp_lb_pick_in;
+
+/* Load score of backend i for a pick: estimated latency x (in-flight + 1) / effective weight;
+ * lower is better (p2c and ewma). */
+double sp_lb_latencies_cost(const struct sp_lb_latencies *l, const struct sp_lb_pick_in *in,
+                            size_t i);
+
+/* The strategy-state hooks shared by the latency-driven strategies (p2c, ewma): their state is a
+ * struct sp_lb_latencies, so allocation, feedback, seeding, reset and free are the same. */
+int sp_lb_latencies_new_state(const struct sp_lb_params *p, size_t n, void **ret_state);
+void sp_lb_latencies_report_op(void *state, size_t index, sp_time_t latency_ns, bool ok,
+                               sp_time_t now);
+void sp_lb_latencies_seed_op(void *state, size_t index, sp_time_t rtt_ns);
+void sp_lb_latencies_reset_op(void *state, size_t index, sp_time_t now);
+void sp_lb_latencies_free_state(void *state);
+
 #endif

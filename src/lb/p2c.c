@@ -10,21 +10,6 @@
 #include "lb/latency.h"
 #include "lb/lb_strategy.h"
 
-static int p2c_new_state(const struct sp_lb_params *p, size_t n, void **ret_state)
-{
-    struct sp_lb_latencies *l = sp_xcalloc(1, sizeof(*l));
-    int rv = sp_lb_latencies_init(l, p, n);
-
-    if (rv < 0)
-        goto out_free_state;
-    *ret_state = l;
-    return 0;
-
-out_free_state:
-    free(l);
-    return rv;
-}
-
 /* A weighted draw among the eligible backends other than `skip` (SIZE_MAX: none), of which the
  * caller knows there is one. */
 static size_t draw(const struct sp_lb_pick_in *in, size_t skip)
@@ -47,12 +32,6 @@ static size_t draw(const struct sp_lb_pick_in *in, size_t skip)
     return 0; /* unreachable: r < the total over the candidates */
 }
 
-static double cost(const struct sp_lb_latencies *l, const struct sp_lb_pick_in *in, size_t i)
-{
-    return sp_lb_latencies_estimate(l, i, in->now) * ((double)in->b[i].inflight + 1) /
-           (double)in->w[i];
-}
-
 static void p2c_pick(void *state, const struct sp_lb_pick_in *in, size_t *ret_index)
 {
     const struct sp_lb_latencies *l = state;
@@ -64,41 +43,15 @@ static void p2c_pick(void *state, const struct sp_lb_pick_in *in, size_t *ret_in
         return;
     }
     b = draw(in, a);
-    *ret_index = cost(l, in, b) < cost(l, in, a) ? b : a;
-}
-
-static void p2c_report(void *state, size_t index, sp_time_t latency_ns, bool ok, sp_time_t now)
-{
-    sp_lb_latencies_observe(state, index, latency_ns, ok, now);
-}
-
-static void p2c_seed_rtt(void *state, size_t index, sp_time_t rtt_ns)
-{
-    sp_lb_latencies_seed(state, index, rtt_ns);
-}
-
-static void p2c_reset(void *state, size_t index, sp_time_t now)
-{
-    (void)now;
-    sp_lb_latencies_forget(state, index);
-}
-
-static void p2c_free_state(void *state)
-{
-    struct sp_lb_latencies *l = state;
-
-    if (l == NULL)
-        return;
-    sp_lb_latencies_fini(l);
-    free(l);
+    *ret_index = sp_lb_latencies_cost(l, in, b) < sp_lb_latencies_cost(l, in, a) ? b : a;
 }
 
 const struct sp_lb_ops sp_lb_p2c_ops = {
     .name = "p2c",
-    .new_state = p2c_new_state,
+    .new_state = sp_lb_latencies_new_state,
     .pick = p2c_pick,
-    .report = p2c_report,
-    .seed_rtt = p2c_seed_rtt,
-    .reset = p2c_reset,
-    .free_state = p2c_free_state,
+    .report = sp_lb_latencies_report_op,
+    .seed_rtt = sp_lb_latencies_seed_op,
+    .reset = sp_lb_latencies_reset_op,
+    .free_state = sp_lb_latencies_free_state,
 };
