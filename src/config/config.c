@@ -266,6 +266,23 @@ static void build_timeouts(struct sp_timeouts_conf *t, const struct sp_raw_timeo
     t->shutdown_ms = OR_DEFAULT(raw->shutdown_ms, 5000);
     t->body_idle_ms = OR_DEFAULT(raw->body_idle_ms, 60000);
     t->request_ms = OR_DEFAULT(raw->request_ms, 0);
+    t->try_ms = OR_DEFAULT(raw->try_ms, 0);
+}
+
+/* An upstream's effective timeouts: its own keys over the global values. Only the keys the
+ * upstream schema lists can be set in raw (config_tree.c refuses the others). */
+static void build_upstream_timeouts(struct sp_timeouts_conf *t,
+                                    const struct sp_timeouts_conf *global,
+                                    const struct sp_raw_timeouts *raw)
+{
+    *t = *global;
+    if (raw == NULL)
+        return;
+    t->connect_ms = OR_DEFAULT(raw->connect_ms, global->connect_ms);
+    t->response_ms = OR_DEFAULT(raw->response_ms, global->response_ms);
+    t->body_idle_ms = OR_DEFAULT(raw->body_idle_ms, global->body_idle_ms);
+    t->request_ms = OR_DEFAULT(raw->request_ms, global->request_ms);
+    t->try_ms = OR_DEFAULT(raw->try_ms, global->try_ms);
 }
 
 static void build_limits(struct sp_limits_conf *l, const struct sp_raw_limits *raw)
@@ -419,8 +436,9 @@ static void build_retries(struct sp_retry_conf *r, const struct sp_raw_retries *
     r->max_backoff_ms = OR_DEFAULT(raw->max_backoff_ms, 250);
 }
 
+/* `global` is the config's own timeouts section, already built. */
 static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstream *raw,
-                           const char *dir)
+                           const char *dir, const struct sp_timeouts_conf *global)
 {
     static const struct sp_raw_tls no_tls = {0};
     static const struct sp_raw_pool no_pool = {0};
@@ -456,6 +474,7 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
     u->pool.max_streams_per_connection = OR_DEFAULT(pool->max_streams_per_connection, 100u);
     u->pool.max_queue = OR_DEFAULT(pool->max_queue, 1024u);
     u->pool.idle_timeout_ms = OR_DEFAULT(pool->idle_timeout_ms, 60000);
+    build_upstream_timeouts(&u->timeouts, global, raw->timeouts);
 }
 
 static struct sp_config *build_config(const char *path, const char *dir,
@@ -481,7 +500,7 @@ static struct sp_config *build_config(const char *path, const char *dir,
     c->upstreams = sp_xcalloc(raw->upstreams_count, sizeof(*c->upstreams));
     c->upstreams_count = raw->upstreams_count;
     for (size_t i = 0; i < raw->upstreams_count; i++)
-        build_upstream(&c->upstreams[i], &raw->upstreams[i], dir);
+        build_upstream(&c->upstreams[i], &raw->upstreams[i], dir, &c->timeouts);
     return c;
 }
 

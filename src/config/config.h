@@ -157,6 +157,21 @@ struct sp_health_check_conf {
                              backend address */
 };
 
+/* Timeouts. The global section holds all of them; an upstream's copy holds the effective values
+ * for its requests (its own timeouts: keys, the global values for the keys it leaves out). */
+struct sp_timeouts_conf {
+    uint64_t connect_ms;      /* default 5000: backend QUIC handshake must finish */
+    uint64_t response_ms;     /* default 30000: request sent -> response headers */
+    uint64_t client_idle_ms;  /* default 30000: QUIC idle timeout for client conns */
+    uint64_t backend_idle_ms; /* default 30000: QUIC idle timeout for backend conns */
+    uint64_t shutdown_ms;     /* default 5000: drain time after SIGTERM */
+    uint64_t body_idle_ms;    /* default 60000: no body byte moving either way (request upload or
+                                 response download) for this long ends the request */
+    uint64_t request_ms;      /* default 0 = off: the whole request, retries included */
+    uint64_t try_ms;          /* default 0 = off: one try, sent -> response headers; on expiry
+                                 the try is cancelled and retried when the retry rules allow */
+};
+
 struct sp_upstream_conf {
     char *name;                       /* owned; unique */
     enum sp_lb_kind strategy;         /* default round_robin */
@@ -173,17 +188,9 @@ struct sp_upstream_conf {
     size_t backends_count;
     struct sp_upstream_tls_conf tls;
     struct sp_pool_conf pool;
-};
-
-struct sp_timeouts_conf {
-    uint64_t connect_ms;      /* default 5000: backend QUIC handshake must finish */
-    uint64_t response_ms;     /* default 30000: request sent -> response headers */
-    uint64_t client_idle_ms;  /* default 30000: QUIC idle timeout for client conns */
-    uint64_t backend_idle_ms; /* default 30000: QUIC idle timeout for backend conns */
-    uint64_t shutdown_ms;     /* default 5000: drain time after SIGTERM */
-    uint64_t body_idle_ms;    /* default 60000: no body byte moving either way (request upload or
-                                 response download) for this long ends the request */
-    uint64_t request_ms;      /* default 0 = off: the whole request, retries included */
+    struct sp_timeouts_conf timeouts; /* effective: upstream timeouts: keys over the global ones;
+                                         connect_ms, response_ms, body_idle_ms, request_ms and
+                                         try_ms may be overridden, the rest are the global values */
 };
 
 struct sp_limits_conf {
@@ -208,7 +215,7 @@ struct sp_config {
     size_t listeners_count;
     struct sp_upstream_conf *upstreams; /* owned array; at least one */
     size_t upstreams_count;
-    struct sp_timeouts_conf timeouts;
+    struct sp_timeouts_conf timeouts; /* global; each upstream has its effective copy */
     struct sp_limits_conf limits;
 };
 

@@ -44,6 +44,7 @@ struct sp_raw_timeouts {
     uint64_t *shutdown_ms;
     uint64_t *body_idle_ms;
     uint64_t *request_ms;
+    uint64_t *try_ms;
 };
 
 struct sp_raw_limits {
@@ -158,8 +159,10 @@ struct sp_raw_upstream {
     unsigned routes_count;
     struct sp_raw_backend *backends; /* owned by libcyaml */
     unsigned backends_count;
-    struct sp_raw_tls *tls;   /* owned by libcyaml; NULL = absent */
-    struct sp_raw_pool *pool; /* owned by libcyaml; NULL = absent */
+    struct sp_raw_tls *tls;           /* owned by libcyaml; NULL = absent */
+    struct sp_raw_pool *pool;         /* owned by libcyaml; NULL = absent */
+    struct sp_raw_timeouts *timeouts; /* owned by libcyaml; NULL = absent; only the keys an
+                                         upstream may override are ever set */
 };
 
 struct sp_raw_config {

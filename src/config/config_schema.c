@@ -86,6 +86,17 @@ static const cyaml_schema_field_t timeouts_fields[] = {
     CYAML_FIELD_UINT_PTR("shutdown_ms", OPT, struct sp_raw_timeouts, shutdown_ms),
     CYAML_FIELD_UINT_PTR("body_idle_ms", OPT, struct sp_raw_timeouts, body_idle_ms),
     CYAML_FIELD_UINT_PTR("request_ms", OPT, struct sp_raw_timeouts, request_ms),
+    CYAML_FIELD_UINT_PTR("try_ms", OPT, struct sp_raw_timeouts, try_ms),
+    CYAML_FIELD_END,
+};
+
+/* The timeouts an upstream may override: those that bound its own requests and connections. */
+static const cyaml_schema_field_t upstream_timeouts_fields[] = {
+    CYAML_FIELD_UINT_PTR("connect_ms", OPT, struct sp_raw_timeouts, connect_ms),
+    CYAML_FIELD_UINT_PTR("response_ms", OPT, struct sp_raw_timeouts, response_ms),
+    CYAML_FIELD_UINT_PTR("body_idle_ms", OPT, struct sp_raw_timeouts, body_idle_ms),
+    CYAML_FIELD_UINT_PTR("request_ms", OPT, struct sp_raw_timeouts, request_ms),
+    CYAML_FIELD_UINT_PTR("try_ms", OPT, struct sp_raw_timeouts, try_ms),
     CYAML_FIELD_END,
 };
 
@@ -246,6 +257,8 @@ static const cyaml_schema_field_t upstream_fields[] = {
                          &backend_entry, 1, CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING_PTR("tls", OPT_PTR, struct sp_raw_upstream, tls, tls_fields),
     CYAML_FIELD_MAPPING_PTR("pool", OPT_PTR, struct sp_raw_upstream, pool, pool_fields),
+    CYAML_FIELD_MAPPING_PTR("timeouts", OPT_PTR, struct sp_raw_upstream, timeouts,
+                            upstream_timeouts_fields),
     CYAML_FIELD_END,
 };
 

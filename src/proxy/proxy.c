@@ -85,7 +85,7 @@ static enum sp_err_class class_of(const char *cause)
     if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0)
         return SP_ERR_BACKEND_PROTOCOL;
     if (strcmp(cause, "timeout") == 0 || strcmp(cause, "backend_body_timeout") == 0 ||
-        strcmp(cause, "request_timeout") == 0)
+        strcmp(cause, "request_timeout") == 0 || strcmp(cause, "try_timeout") == 0)
         return SP_ERR_BACKEND_TIMEOUT;
     if (strcmp(cause, "client_body_timeout") == 0)
         return SP_ERR_CLIENT;
@@ -105,6 +105,7 @@ static void maybe_finish(struct req *r)
     ev_timer_stop(r->px->loop, &r->backoff);
     ev_timer_stop(r->px->loop, &r->idle);
     ev_timer_stop(r->px->loop, &r->total);
+    ev_timer_stop(r->px->loop, &r->try_timer);
     end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT : r->cls);
     if (r->routed)
         sp_budget_request_finished(&r->px->ups[r->up].budget);
@@ -119,6 +120,7 @@ static void maybe_finish(struct req *r)
 /* Lets go of the backend request (cancelling it if still open) and of its accounting. */
 static void detach_upstream(struct req *r)
 {
+    ev_timer_stop(r->px->loop, &r->try_timer);
     sp_ustream_cancel(&r->us);
     if (r->counted) {
         r->counted = false;
@@ -172,6 +174,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
     }
     ev_timer_stop(r->px->loop, &r->timer);
     ev_timer_stop(r->px->loop, &r->idle);
+    ev_timer_stop(r->px->loop, &r->try_timer);
     if (r->waiter.queued)
         sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
     detach_upstream(r);
@@ -245,6 +248,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
                     sp_h3_stream_trailers(r->cs)->count > 0;
     struct sp_bodybuf_vec v[8];
     size_t n = build_request_fields(r, in, fields);
+    uint64_t try_ms = r->px->ups[r->up].conf->timeouts.try_ms;
     int rv;
 
     r->us.cbs = &upstream_cbs;
@@ -258,6 +262,12 @@ static void submit(struct req *r, struct sp_pool_conn *c)
     r->counted = true;
     r->submit_ns = sp_time_now();
     ev_timer_again(r->px->loop, &r->idle); /* the request is with a backend: bodies may stall */
+    if (try_ms > 0) {
+        /* Re-armed for each try; set again since libev keeps only what was left at a stop. */
+        ev_timer_stop(r->px->loop, &r->try_timer);
+        ev_timer_set(&r->try_timer, (double)try_ms / 1e3, 0.);
+        ev_timer_start(r->px->loop, &r->try_timer);
+    }
     sp_pool_request_started(r->px->ups[r->up].pool, (size_t)r->be);
     /* Body bytes that arrived while we waited for a stream: hand them over once. */
     while ((n = sp_bodybuf_peek(&r->pending, v, SP_ARRAY_LEN(v))) > 0) {
@@ -547,6 +557,7 @@ static void us_on_headers(struct sp_ustream *s, void *user)
     size_t n = 0;
 
     ev_timer_stop(r->px->loop, &r->timer);
+    ev_timer_stop(r->px->loop, &r->try_timer);
     if (r->cs == NULL || r->resp_started)
         return;
     out = sp_xmalloc((in->count + 2) * sizeof(*out));
@@ -651,6 +662,24 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     fail_request(r, 504, "timeout");
 }
 
+/* The current try had no response headers within try_ms: give up on it, and try another backend
+ * when the retry rules allow (a timeout is retried only for an idempotent request whose body is
+ * still replayable); otherwise 504. response_ms and request_ms still bound the whole request. */
+static void on_try_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, try_timer);
+
+    (void)loop;
+    (void)revents;
+    if (r->cs == NULL || r->resp_started)
+        return; /* nobody to answer, or the response is already on its way */
+    report_latency(r, false);
+    end_try(r, SP_ERR_BACKEND_TIMEOUT);
+    if (retry(r, "try_timeout", false))
+        return;
+    fail_request(r, 504, "try_timeout");
+}
+
 static void on_body_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct req *r = SP_CONTAINER_OF(w, struct req, idle);
@@ -694,6 +723,15 @@ static void init_request_id(struct req *r, const struct sp_fields *f)
     }
 }
 
+/* Sets the request's timers (all stopped) to the timeouts t: the global ones until the request
+ * is routed, then its upstream's effective ones. The try timer is set by submit(), per try. */
+static void set_timeouts(struct req *r, const struct sp_timeouts_conf *t)
+{
+    ev_timer_set(&r->timer, (double)t->response_ms / 1e3, 0.);
+    ev_timer_set(&r->idle, 0., (double)t->body_idle_ms / 1e3);
+    ev_timer_set(&r->total, (double)t->request_ms / 1e3, 0.);
+}
+
 static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
 {
     struct sp_proxy *px = ctx;
@@ -710,12 +748,12 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->waiter.on_ready = on_pool_ready;
     r->waiter.on_fail = on_pool_fail;
     sp_bodybuf_init(&r->pending);
-    ev_timer_init(&r->timer, on_timeout, (double)px->cfg->timeouts.response_ms / 1e3, 0.);
+    ev_timer_init(&r->timer, on_timeout, 0., 0.);
     ev_timer_init(&r->backoff, on_backoff, 0., 0.);
-    ev_timer_init(&r->idle, on_body_idle, 0., (double)px->cfg->timeouts.body_idle_ms / 1e3);
-    ev_timer_init(&r->total, on_total_timeout, (double)px->cfg->timeouts.request_ms / 1e3, 0.);
-    if (px->cfg->timeouts.request_ms > 0)
-        ev_timer_start(px->loop, &r->total);
+    ev_timer_init(&r->idle, on_body_idle, 0., 0.);
+    ev_timer_init(&r->total, on_total_timeout, 0., 0.);
+    ev_timer_init(&r->try_timer, on_try_timeout, 0., 0.);
+    set_timeouts(r, &px->cfg->timeouts); /* the upstream's own, once routed */
     r->avoid_be = -1;
     memcpy(r->client_ip, sp_h3_conn_peer_ip(c), sizeof(r->client_ip));
     init_request_id(r, f);
@@ -740,7 +778,11 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->routed = true;
     r->up = (size_t)up;
     sp_budget_request_started(&px->ups[up].budget);
-    /* The response timeout runs from now: queueing, connecting and waiting all count. */
+    set_timeouts(r, &px->ups[up].conf->timeouts);
+    /* The response and request timeouts run from now: queueing, connecting and waiting all
+     * count (routing takes no time worth counting). */
+    if (px->ups[up].conf->timeouts.request_ms > 0)
+        ev_timer_start(px->loop, &r->total);
     ev_timer_start(px->loop, &r->timer);
     pick_and_acquire(r);
 }
@@ -793,7 +835,8 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
         rv = sp_lb_new_by_name(sp_lb_kind_name(u->conf->strategy), &lbp, u->ids,
                                u->conf->backends_count, &u->lb);
         if (rv == 0)
-            rv = sp_pool_new(loop, defer, u->conf, &cfg->timeouts, &cfg->limits, tls[i], &u->pool);
+            rv = sp_pool_new(loop, defer, u->conf, &u->conf->timeouts, &cfg->limits, tls[i],
+                             &u->pool);
         if (rv != 0)
             goto out_free;
     }

@@ -52,7 +52,7 @@ struct req {
     struct sp_h3_stream *cs;      /* borrowed; client stream, NULL once closed */
     struct sp_ustream us;         /* the backend request; us.impl NULL until submitted/closed */
     struct sp_pool_waiter waiter; /* queued for a stream */
-    ev_timer timer;               /* response timeout */
+    ev_timer timer;               /* response_ms: arrival -> response headers, all tries */
     struct sp_bodybuf pending;    /* request body received before the upstream stream */
     size_t up;                    /* upstream index, valid when routed */
     ssize_t be;                   /* backend index or -1 */
@@ -68,6 +68,7 @@ struct req {
     ev_timer backoff;                /* delay before a retry */
     ev_timer idle;                   /* body_idle_ms: no body byte moved either way */
     ev_timer total;                  /* request_ms: the whole request */
+    ev_timer try_timer;              /* try_ms: the current try, submit -> response headers */
     ssize_t avoid_be;                /* backend a retry should avoid (the one that failed) */
     bool admitted;                   /* the current try holds a breaker admission */
     bool retrying;                   /* the current try counts against the retry budget */

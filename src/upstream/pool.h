@@ -49,6 +49,8 @@ struct sp_pool_backend_stats {
 
 /* Creates the pool for upstream conf (borrowed, must outlive the pool) with client TLS
  * credentials (borrowed), and starts its active probers when conf->health_check is enabled.
+ * timeouts (borrowed) are the upstream's effective ones (conf->timeouts in the proxy): connect_ms
+ * bounds connecting and handshakes, backend_idle_ms idle connections.
  * Returns 0 or negative errno. Worker thread. */
 int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_upstream_conf *conf,
                 const struct sp_timeouts_conf *timeouts, const struct sp_limits_conf *limits,

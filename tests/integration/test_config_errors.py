@@ -86,6 +86,11 @@ BAD = [
      ['{f}:4: listeners[0].cert: cannot read "/nonexistent/x.pem": No such file or directory']),
     ("timeout_zero", "timeouts:\n  connect_ms: 0\n" + VALID,
      ["{f}:2: timeouts.connect_ms: must be between 1 and 86400000, got 0"]),
+    ("upstream_try_ms_zero", with_upstream("    timeouts:\n      response_ms: 500\n"
+                                           "      try_ms: 0\n"),
+     ["{f}:10: upstreams[0].timeouts.try_ms: must be between 1 and 86400000, got 0"]),
+    ("upstream_timeouts_unknown_key", with_upstream("    timeouts:\n      shutdown_ms: 5\n"),
+     ["{f}:9: upstreams[0].timeouts.shutdown_ms: unknown key"]),
     ("windows_inverted",
      "limits:\n  stream_window_bytes: 65536\n  connection_window_bytes: 32768\n" + VALID,
      ["{f}:3: limits.connection_window_bytes: must be at least limits.stream_window_bytes "

@@ -237,6 +237,7 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_int_equal(c->timeouts.shutdown_ms, 5000);
     assert_int_equal(c->timeouts.body_idle_ms, 60000);
     assert_int_equal(c->timeouts.request_ms, 0);
+    assert_int_equal(c->timeouts.try_ms, 0);
     assert_int_equal(c->limits.max_header_bytes, 65536);
     assert_int_equal(c->limits.max_headers, 100);
     assert_int_equal(c->limits.max_streams_per_connection, 100);
@@ -278,7 +279,7 @@ static const struct doc full_doc = {
     .top = "workers: 3\nlog:\n  level: debug\n  format: json\n  access: false\n"
            "default_upstream: app\ntimeouts:\n  connect_ms: 1\n"
            "  response_ms: 2\n  client_idle_ms: 3\n  backend_idle_ms: 4\n  shutdown_ms: 5\n"
-           "  body_idle_ms: 6\n  request_ms: 7\n"
+           "  body_idle_ms: 6\n  request_ms: 7\n  try_ms: 14\n"
            "limits:\n  max_header_bytes: 2048\n  max_headers: 9\n"
            "  max_streams_per_connection: 11\n  max_body_bytes: 12\n"
            "  stream_window_bytes: 20000\n  connection_window_bytes: 30000\n"
@@ -316,6 +317,7 @@ static void test_every_top_level_key_is_loaded_into_the_config(void **state)
     assert_int_equal(c->timeouts.shutdown_ms, 5);
     assert_int_equal(c->timeouts.body_idle_ms, 6);
     assert_int_equal(c->timeouts.request_ms, 7);
+    assert_int_equal(c->timeouts.try_ms, 14);
     assert_int_equal(c->limits.max_header_bytes, 2048);
     assert_int_equal(c->limits.max_headers, 9);
     assert_int_equal(c->limits.max_streams_per_connection, 11);
@@ -508,6 +510,86 @@ static void test_a_partial_policy_section_keeps_the_other_defaults(void **state)
     assert_policy_defaults(&want);
 }
 
+static void test_an_upstream_without_timeouts_inherits_every_global_value(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {.top = "timeouts:\n  connect_ms: 11\n  response_ms: 12\n"
+                                 "  client_idle_ms: 13\n  backend_idle_ms: 14\n"
+                                 "  shutdown_ms: 15\n  body_idle_ms: 16\n  request_ms: 17\n"
+                                 "  try_ms: 18"};
+    const struct sp_timeouts_conf *t;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    t = &f->config->upstreams[0].timeouts;
+    assert_int_equal(t->connect_ms, 11);
+    assert_int_equal(t->response_ms, 12);
+    assert_int_equal(t->client_idle_ms, 13);
+    assert_int_equal(t->backend_idle_ms, 14);
+    assert_int_equal(t->shutdown_ms, 15);
+    assert_int_equal(t->body_idle_ms, 16);
+    assert_int_equal(t->request_ms, 17);
+    assert_int_equal(t->try_ms, 18);
+}
+
+static void test_an_upstream_without_timeouts_gets_the_global_defaults(void **state)
+{
+    struct fixture *f = *state;
+    const struct doc d = {.upstream = "timeouts: {}"};
+    const struct sp_timeouts_conf *t;
+
+    assert_int_equal(load_doc(f, &d), 0);
+    t = &f->config->upstreams[0].timeouts;
+    assert_memory_equal(t, &f->config->timeouts, sizeof(*t));
+    assert_int_equal(t->connect_ms, 5000);
+    assert_int_equal(t->response_ms, 30000);
+    assert_int_equal(t->body_idle_ms, 60000);
+    assert_int_equal(t->request_ms, 0);
+    assert_int_equal(t->try_ms, 0);
+}
+
+static void test_upstream_timeouts_override_only_the_keys_they_set(void **state)
+{
+    struct fixture *f = *state;
+    const char *yaml = "timeouts:\n  connect_ms: 100\n  response_ms: 10000\n  try_ms: 900\n"
+                       "  backend_idle_ms: 7000\n"
+                       "listeners:\n  - address: 127.0.0.1\n    port: 8443\n"
+                       "    cert: server.crt\n    key: server.key\n"
+                       "upstreams:\n"
+                       "  - name: fast\n    timeouts:\n      response_ms: 500\n"
+                       "      try_ms: 300\n      request_ms: 2000\n"
+                       "    routes:\n      - path_prefix: /fast\n"
+                       "    backends:\n      - id: f-1\n        address: 127.0.0.1:9443\n"
+                       "  - name: other\n    timeouts:\n      connect_ms: 50\n"
+                       "      body_idle_ms: 40\n"
+                       "    routes:\n      - path_prefix: /other\n"
+                       "    backends:\n      - id: o-1\n        address: 127.0.0.1:9444\n"
+                       "  - name: plain\n"
+                       "    routes:\n      - path_prefix: /plain\n"
+                       "    backends:\n      - id: p-1\n        address: 127.0.0.1:9445\n";
+    const struct sp_config *c;
+
+    assert_int_equal(load_text(f, yaml), 0);
+    c = f->config;
+    /* the global section keeps its own values */
+    assert_int_equal(c->timeouts.response_ms, 10000);
+    assert_int_equal(c->timeouts.try_ms, 900);
+    assert_int_equal(c->timeouts.request_ms, 0);
+    /* fast: three keys of its own, the rest from the global section */
+    assert_int_equal(c->upstreams[0].timeouts.response_ms, 500);
+    assert_int_equal(c->upstreams[0].timeouts.try_ms, 300);
+    assert_int_equal(c->upstreams[0].timeouts.request_ms, 2000);
+    assert_int_equal(c->upstreams[0].timeouts.connect_ms, 100);
+    assert_int_equal(c->upstreams[0].timeouts.body_idle_ms, 60000);
+    assert_int_equal(c->upstreams[0].timeouts.backend_idle_ms, 7000);
+    /* other: two other keys */
+    assert_int_equal(c->upstreams[1].timeouts.connect_ms, 50);
+    assert_int_equal(c->upstreams[1].timeouts.body_idle_ms, 40);
+    assert_int_equal(c->upstreams[1].timeouts.response_ms, 10000);
+    assert_int_equal(c->upstreams[1].timeouts.try_ms, 900);
+    /* plain: everything global */
+    assert_memory_equal(&c->upstreams[2].timeouts, &c->timeouts, sizeof(c->timeouts));
+}
+
 static void test_backend_ipv4_address_is_resolved_into_a_sockaddr(void **state)
 {
     struct fixture *f = *state;
@@ -540,6 +622,14 @@ static const struct key_case valid_cases[] = {
     {.doc = {.top = "workers: 0"}},
     {.doc = {.top = "timeouts:\n  body_idle_ms: 86400000\n  request_ms: 0"}},
     {.doc = {.top = "timeouts:\n  request_ms: 86400000"}},
+    {.doc = {.top = "timeouts:\n  try_ms: 1"}},
+    {.doc = {.top = "timeouts:\n  try_ms: 86400000"}},
+    {.doc = {.upstream = "timeouts:\n  connect_ms: 1\n  response_ms: 1\n  body_idle_ms: 1\n"
+                         "  request_ms: 0\n  try_ms: 1"}},
+    {.doc = {.upstream = "timeouts:\n  connect_ms: 86400000\n  response_ms: 86400000\n"
+                         "  body_idle_ms: 86400000\n  request_ms: 86400000\n"
+                         "  try_ms: 86400000"}},
+    {.doc = {.upstream = "timeouts: {}"}},
     {.doc = {.top = "log:\n  level: warn\n  format: text"}},
     {.doc = {.top = "log:\n  level: error"}},
     {.doc = {.listener = "address: 0.0.0.0\nport: 65535\ncert: server.crt\nkey: server.key"}},
@@ -742,6 +832,39 @@ static const struct key_case invalid_cases[] = {
      "request_ms",
      "timeouts.request_ms: must be between 0 and 86400000, got 86400001"},
     {{.top = "timeouts:\n  read_ms: 5"}, "read_ms", "timeouts.read_ms: unknown key"},
+    {{.top = "timeouts:\n  try_ms: 0"},
+     "try_ms",
+     "timeouts.try_ms: must be between 1 and 86400000, got 0"},
+    {{.top = "timeouts:\n  try_ms: 86400001"},
+     "try_ms",
+     "timeouts.try_ms: must be between 1 and 86400000, got 86400001"},
+    {{.upstream = "timeouts:\n  connect_ms: 0"},
+     "connect_ms",
+     "upstreams[0].timeouts.connect_ms: must be between 1 and 86400000, got 0"},
+    {{.upstream = "timeouts:\n  response_ms: 86400001"},
+     "response_ms",
+     "upstreams[0].timeouts.response_ms: must be between 1 and 86400000, got 86400001"},
+    {{.upstream = "timeouts:\n  body_idle_ms: 0"},
+     "body_idle_ms",
+     "upstreams[0].timeouts.body_idle_ms: must be between 1 and 86400000, got 0"},
+    {{.upstream = "timeouts:\n  request_ms: 86400001"},
+     "request_ms",
+     "upstreams[0].timeouts.request_ms: must be between 0 and 86400000, got 86400001"},
+    {{.upstream = "timeouts:\n  try_ms: 0"},
+     "try_ms",
+     "upstreams[0].timeouts.try_ms: must be between 1 and 86400000, got 0"},
+    {{.upstream = "timeouts:\n  try_ms: 1s"},
+     "try_ms",
+     "upstreams[0].timeouts.try_ms: expected an unsigned integer, got \"1s\""},
+    {{.upstream = "timeouts:\n  shutdown_ms: 5"},
+     "shutdown_ms",
+     "upstreams[0].timeouts.shutdown_ms: unknown key"},
+    {{.upstream = "timeouts:\n  backend_idle_ms: 5"},
+     "backend_idle_ms",
+     "upstreams[0].timeouts.backend_idle_ms: unknown key"},
+    {{.upstream = "timeouts: 500"},
+     "timeouts: 500",
+     "upstreams[0].timeouts: expected a mapping, got \"500\""},
     {{.top = "limits:\n  max_header_bytes: 1023"},
      "max_header_bytes",
      "limits.max_header_bytes: must be between 1024 and 1048576, got 1023"},
@@ -1759,6 +1882,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_config_loads_with_every_default),
         cmocka_unit_test(test_every_top_level_key_is_loaded_into_the_config),
+        cmocka_unit_test(test_an_upstream_without_timeouts_inherits_every_global_value),
+        cmocka_unit_test(test_an_upstream_without_timeouts_gets_the_global_defaults),
+        cmocka_unit_test(test_upstream_timeouts_override_only_the_keys_they_set),
         cmocka_unit_test(test_every_listener_key_is_loaded_into_the_config),
         cmocka_unit_test(test_every_upstream_key_is_loaded_into_the_config),
         cmocka_unit_test(test_every_policy_key_is_loaded_into_the_config),

@@ -269,7 +269,10 @@ static void test_weighted_round_robin_is_the_smooth_sequence_too(void **state)
 static void test_round_robin_never_runs_a_backend_longer_than_its_share_allows(void **state)
 {
     /* Share w/total: no backend is picked more than ceil(w / (total - w)) + 1 times in a row,
-     * where plain WRR would run it w times. Random weights, 20k picks each. */
+     * where plain WRR would run it w times. 50 weight sets from a fixed-seed generator (the same
+     * sets every run: a unit test must not depend on luck), 20k picks each. */
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+
     (void)state;
     for (int trial = 0; trial < 50; trial++) {
         struct sp_lb_backend b[4];
@@ -278,7 +281,8 @@ static void test_round_robin_never_runs_a_backend_longer_than_its_share_allows(v
         struct sp_lb *lb;
 
         for (size_t i = 0; i < 4; i++) {
-            b[i] = (struct sp_lb_backend){(unsigned)(sp_random_u64() % 20) + 1, true, 0};
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL; /* LCG (Knuth) */
+            b[i] = (struct sp_lb_backend){(unsigned)((seed >> 33) % 20) + 1, true, 0};
             total += b[i].weight;
         }
         assert_int_equal(sp_lb_new_by_name("weighted_round_robin", NULL, NULL, 4, &lb), 0);
