@@ -421,6 +421,7 @@ static void build_breaker(struct sp_breaker_settings *b, const struct sp_raw_bre
     b->half_open_requests = OR_DEFAULT(raw->half_open_requests, 1u);
     b->half_open_successes = OR_DEFAULT(raw->half_open_successes, 1u);
     b->max_concurrent = OR_DEFAULT(raw->max_concurrent, 0u);
+    b->max_pending = OR_DEFAULT(raw->max_pending, 0u);
 }
 
 static void build_retries(struct sp_retry_conf *r, const struct sp_raw_retries *raw)

@@ -131,6 +131,8 @@ struct sp_breaker_settings {
     unsigned half_open_requests;  /* trial requests at once when half-open; default 1 */
     unsigned half_open_successes; /* trial successes that close; default 1 */
     unsigned max_concurrent;      /* requests in flight per backend; default 0 = unlimited */
+    unsigned max_pending;         /* requests waiting for a connection or stream of one backend;
+                                     default 0 = unlimited (pool.max_queue still applies) */
 };
 
 /* Retries of failed requests on another backend. */

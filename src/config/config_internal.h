@@ -135,6 +135,7 @@ struct sp_raw_breaker {
     unsigned *half_open_requests;
     unsigned *half_open_successes;
     unsigned *max_concurrent;
+    unsigned *max_pending;
 };
 
 struct sp_raw_retries {

@@ -207,6 +207,7 @@ static const cyaml_schema_field_t breaker_fields[] = {
     CYAML_FIELD_UINT_PTR("half_open_requests", OPT, struct sp_raw_breaker, half_open_requests),
     CYAML_FIELD_UINT_PTR("half_open_successes", OPT, struct sp_raw_breaker, half_open_successes),
     CYAML_FIELD_UINT_PTR("max_concurrent", OPT, struct sp_raw_breaker, max_concurrent),
+    CYAML_FIELD_UINT_PTR("max_pending", OPT, struct sp_raw_breaker, max_pending),
     CYAML_FIELD_END,
 };
 

@@ -177,11 +177,17 @@ static const struct spec health_check_fields[] = {
 };
 
 static const struct spec breaker_fields[] = {
-    UINT_KEY("max_failures", 0, 1000),       UINT_KEY("failure_ratio_pct", 0, 100),
-    UINT_KEY("min_requests", 1, 1000000),    UINT_KEY("window_ms", 100, 3600000),
-    UINT_KEY("open_ms", 1, 3600000),         UINT_KEY("max_open_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("half_open_requests", 1, 1000), UINT_KEY("half_open_successes", 1, 1000),
-    UINT_KEY("max_concurrent", 0, 1000000),  {.key = NULL},
+    UINT_KEY("max_failures", 0, 1000),
+    UINT_KEY("failure_ratio_pct", 0, 100),
+    UINT_KEY("min_requests", 1, 1000000),
+    UINT_KEY("window_ms", 100, 3600000),
+    UINT_KEY("open_ms", 1, 3600000),
+    UINT_KEY("max_open_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("half_open_requests", 1, 1000),
+    UINT_KEY("half_open_successes", 1, 1000),
+    UINT_KEY("max_concurrent", 0, 1000000),
+    UINT_KEY("max_pending", 0, 1000000),
+    {.key = NULL},
 };
 
 static const struct spec retries_fields[] = {

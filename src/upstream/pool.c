@@ -515,6 +515,7 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
         }
     }
     if (p->shutting_down ||
+        (p->conf->breaker.max_pending > 0 && be->qlen >= p->conf->breaker.max_pending) ||
         !sp_pool_may_queue(&p->rules, be->nconns, be->connecting, be->qlen, p->queued))
         return -EBUSY;
     w->backend = backend;

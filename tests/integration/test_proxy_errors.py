@@ -2,7 +2,7 @@
 
 import pytest
 
-from spookytest import backends, certs as certs_mod
+from spookytest import backends, certs as certs_mod, spooky as spooky_mod
 from spookytest.clients import H3_NO_ERROR, request_fields
 
 FAST_CONNECT = {"connect_ms": 1000}
@@ -68,6 +68,23 @@ def test_full_pool_with_no_queue_answers_503_with_retry_after(testd, spooky_for,
     assert rejected.header("x-backend-id") is None       # spooky's own answer
     causes = sorted(e["cause"] for e in sp.wait_access(count=2, path="/delay/1500"))
     assert causes == ["-", "queue_full"]
+
+
+def test_breaker_max_pending_caps_requests_waiting_for_one_backend(testd, make_spooky, certs,
+                                                                   testc):
+    """breaker.max_pending: 1 lets one request wait for the backend's single stream; the others
+    of a burst get spooky's 503 (queue_full) even though pool.max_queue would take them."""
+    up = spooky_mod.upstream("app", [testd], certs,
+                             pool={"max_connections_per_backend": 1,
+                                   "max_streams_per_connection": 1, "max_queue": 100})
+    up["breaker"] = {"max_pending": 1}
+    sp = make_spooky([up])
+    r = testc(sp.port, request_fields("/delay/500"), n=4, parallel=4)
+    statuses = sorted(x.status for x in r.responses)
+    assert statuses.count(503) >= 2 and statuses.count(200) >= 1, statuses
+    assert set(statuses) <= {200, 503}
+    rejected = [e for e in sp.wait_access(count=4, path="/delay/500") if e["status"] == "503"]
+    assert all(e["cause"] == "queue_full" for e in rejected)
 
 
 def test_queued_requests_wait_for_a_free_stream(testd, spooky_for, testc):

@@ -209,6 +209,7 @@ static void assert_policy_defaults(const struct sp_upstream_conf *u)
     assert_int_equal(u->breaker.half_open_requests, 1);
     assert_int_equal(u->breaker.half_open_successes, 1);
     assert_int_equal(u->breaker.max_concurrent, 0);
+    assert_int_equal(u->breaker.max_pending, 0);
     assert_int_equal(u->retries.max, 2);
     assert_int_equal(u->retries.budget_pct, 20);
     assert_int_equal(u->retries.min_retries, 3);
@@ -734,6 +735,8 @@ static const struct key_case valid_cases[] = {
     {.doc = {.upstream = "breaker:\n  half_open_successes: 1000"}},
     {.doc = {.upstream = "breaker:\n  max_concurrent: 0"}},
     {.doc = {.upstream = "breaker:\n  max_concurrent: 1000000"}},
+    {.doc = {.upstream = "breaker:\n  max_pending: 0"}},
+    {.doc = {.upstream = "breaker:\n  max_pending: 1000000"}},
     {.doc = {.upstream = "retries:\n  max: 0"}},
     {.doc = {.upstream = "retries:\n  max: 10"}},
     {.doc = {.upstream = "retries:\n  budget_pct: 0"}},
@@ -1221,6 +1224,9 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "breaker:\n  half_open_successes: 1001"},
      "half_open_successes: 1001",
      "upstreams[0].breaker.half_open_successes: must be between 1 and 1000, got 1001"},
+    {{.upstream = "breaker:\n  max_pending: 1000001"},
+     "max_pending: 1000001",
+     "upstreams[0].breaker.max_pending: must be between 0 and 1000000, got 1000001"},
     {{.upstream = "breaker:\n  max_concurrent: 1000001"},
      "max_concurrent: 1000001",
      "upstreams[0].breaker.max_concurrent: must be between 0 and 1000000, got 1000001"},
@@ -1256,9 +1262,9 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "passive_health:\n  interval_ms: 5"},
      "interval_ms",
      "upstreams[0].passive_health.interval_ms: unknown key"},
-    {{.upstream = "breaker:\n  max_pending: 5"},
-     "max_pending",
-     "upstreams[0].breaker.max_pending: unknown key"},
+    {{.upstream = "breaker:\n  max_waiting: 5"},
+     "max_waiting",
+     "upstreams[0].breaker.max_waiting: unknown key"},
     {{.upstream = "retries:\n  attempts: 5"},
      "attempts",
      "upstreams[0].retries.attempts: unknown key"},
