@@ -195,7 +195,10 @@ def test_nginx_connections_are_reused(nginx, spooky_for, gtls):
         res = gtls(sp.port, ["/1k.bin"], n=100, download=False)
         assert [s.status for s in res.streams] == [200] * 100
     used = nginx.connection_count() - before
-    assert 1 <= used <= POOL["max_connections_per_backend"]
+    # Reuse: 1000 requests over a handful of connections. At most max_connections_per_backend
+    # are open at once; under load nginx may still close a kept-alive connection now and then
+    # (spooky then opens a fresh one), so the total over the run gets a little slack.
+    assert 1 <= used <= 2 * POOL["max_connections_per_backend"], used
     assert connected(sp, nginx.id) == used
 
 
