@@ -169,8 +169,11 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
     if (sp_log_enabled(SP_LOG_LEVEL_WARN) && status >= 500) {
         const char *beid = r->be >= 0 ? r->px->ups[r->up].conf->backends[r->be].id : "-";
 
-        SP_LOG_WARN("proxy", "request_id=%s backend=%s status=%u cause=%s action=respond_error",
-                    r->request_id, beid, status, cause);
+        /* Once the response has started the client already has its status: say what we do
+         * instead, so this line and the access line agree. */
+        SP_LOG_WARN("proxy", "request_id=%s backend=%s status=%u cause=%s action=%s", r->request_id,
+                    beid, r->resp_started ? r->status : status, cause,
+                    r->resp_started ? "reset_client_stream" : "respond_error");
     }
     ev_timer_stop(r->px->loop, &r->timer);
     ev_timer_stop(r->px->loop, &r->idle);
