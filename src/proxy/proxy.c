@@ -397,13 +397,11 @@ static void fill_view(struct req *r, struct upstream_rt *u, sp_time_t now)
 
     (void)sp_pool_update_panic(u->pool); /* the view below follows it */
     for (size_t i = 0; i < n; i++) {
-        struct sp_pool_backend_stats st;
         unsigned w = u->conf->backends[i].weight * sp_pool_backend_weight_pct(u->pool, i) / 100;
 
-        sp_pool_backend_stats(u->pool, i, &st);
         u->view[i].weight = w > 0 ? w : 1;
         u->view[i].eligible = sp_pool_backend_eligible(u->pool, i, now);
-        u->view[i].inflight = st.inflight;
+        u->view[i].inflight = sp_pool_backend_inflight(u->pool, i);
         eligible += u->view[i].eligible;
     }
     if (r->avoid_be >= 0 && u->view[r->avoid_be].eligible && eligible > 1)

@@ -81,14 +81,17 @@ static void sticky_issue(struct req *r, const struct upstream_rt *u, size_t idx)
 int sp_proxy_select_backend(struct req *r, struct upstream_rt *u, sp_time_t now, size_t *ret)
 {
     const struct sp_upstream_conf *uc = u->conf;
-    const struct sp_fields *in = sp_h3_stream_headers(r->cs);
-    struct sp_lb_field *fields = sp_xmalloc((in->count + 1) * sizeof(*fields));
     size_t n = uc->backends_count;
+    struct sp_lb_field *fields;
     struct sp_lb_request lr;
     uint8_t key[256];
     size_t klen;
     int rv;
 
+    /* Most upstreams use neither: do not copy the request's fields for nothing. */
+    if (!uc->sticky.enabled && uc->hash_key.source == SP_HASH_NONE)
+        return sp_lb_pick(u->lb, u->view, n, now, ret);
+    fields = sp_xmalloc((sp_h3_stream_headers(r->cs)->count + 1) * sizeof(*fields));
     lb_request(r, &lr, fields);
     if (uc->sticky.enabled) {
         const uint8_t *v = NULL;

@@ -681,6 +681,11 @@ sp_time_t sp_pool_conn_rtt_ns(const struct sp_pool_conn *c)
     return c->ready && ops->rtt_ns != NULL ? ops->rtt_ns(c->impl) : 0;
 }
 
+unsigned sp_pool_backend_inflight(const struct sp_pool *p, size_t backend)
+{
+    return p->backends[backend].inflight;
+}
+
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
                            struct sp_pool_backend_stats *ret)
 {

@@ -104,6 +104,9 @@ bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now);
 void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_err_class cls,
                      sp_time_t now);
 
+/* Requests in flight on backend (the balancer's load signal); cheaper than the full stats. */
+unsigned sp_pool_backend_inflight(const struct sp_pool *p, size_t backend);
+
 void sp_pool_backend_stats(const struct sp_pool *p, size_t backend,
                            struct sp_pool_backend_stats *ret);
 
