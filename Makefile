@@ -30,6 +30,7 @@ integration: build-asan
 	SPOOKY_BIN=$(CURDIR)/$(BUILD_ASAN)/spooky SPOOKY_TESTD=$(CURDIR)/$(BUILD_ASAN)/spooky-testd \
 	SPOOKY_TESTC=$(CURDIR)/$(BUILD_ASAN)/spooky-testc SPOOKY_BENCH=$(CURDIR)/$(BUILD_ASAN)/spooky-bench \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	$(PYTEST) -q tests/integration
 
 # Each libFuzzer target runs FUZZ_SECONDS from the checked-in seed corpus (new inputs it finds
