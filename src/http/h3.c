@@ -34,6 +34,9 @@ struct sp_h3_stream {
     bool too_large;   /* received section exceeded the limits */
     bool reset_sent;
     bool peer_ended;      /* the peer's side finished cleanly */
+    bool fin_handed;      /* read_data told nghttp3 the body ended (END_STREAM follows) */
+    bool fin_written;     /* ngtcp2 took the stream's FIN */
+    uint64_t ack_held;    /* acknowledged bytes not yet passed to nghttp3 (see on_acked) */
     uint64_t in_data;     /* body bytes delivered to the user (on_data) */
     uint64_t in_credited; /* of those, credit returned (sp_h3_stream_consume) */
     unsigned status;      /* client: final response status */
@@ -50,6 +53,7 @@ struct sp_h3_conn {
     struct sp_h3_stream *streams; /* owned list */
     size_t nstreams;
     bool goaway;                    /* no new requests (sent or received GOAWAY) */
+    bool read_blocked;              /* a read_data call ran out of body bytes (see pull) */
     char peer_ip[INET6_ADDRSTRLEN]; /* the peer's address as text, "" until first asked */
     bool closed;                    /* on_conn_closed delivered */
 };
@@ -97,6 +101,10 @@ static void stream_free(struct sp_h3_stream *s)
     if (s->next != NULL)
         s->next->prev = s->prev;
     c->nstreams--;
+    /* ngtcp2 hands this pointer to on_acked: never leave it dangling. Fails only for a stream
+     * ngtcp2 already forgot, which then calls nothing more. */
+    if (c->qc.conn != NULL && s->id >= 0)
+        (void)ngtcp2_conn_set_stream_user_data(c->qc.conn, s->id, NULL);
     for (size_t i = 0; i < s->nrefs; i++)
         nghttp3_rcbuf_decref(s->refs[i]);
     free(s->refs);
@@ -253,7 +261,8 @@ static int cb_begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user
     if (!c->server)
         return 0;
     s = stream_new(c, stream_id);
-    if (nghttp3_conn_set_stream_user_data(h3, stream_id, s) != 0) {
+    if (nghttp3_conn_set_stream_user_data(h3, stream_id, s) != 0 ||
+        ngtcp2_conn_set_stream_user_data(c->qc.conn, stream_id, s) != 0) {
         stream_free(s);
         return NGHTTP3_ERR_CALLBACK_FAILURE;
     }
@@ -449,6 +458,8 @@ static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec 
     sp_bodybuf_advance(&s->out, total);
     if (s->out.eof && sp_bodybuf_pending(&s->out) == 0) {
         *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        if (!s->has_out_trailers)
+            s->fin_handed = true;
         if (s->has_out_trailers) {
             *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
             if (nghttp3_conn_submit_trailers(h3, stream_id, s->out_trailers, s->n_out_trailers) !=
@@ -457,8 +468,10 @@ static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec 
         }
         return (nghttp3_ssize)n;
     }
-    if (n == 0)
+    if (n == 0) {
+        s->conn->read_blocked = true;
         return NGHTTP3_ERR_WOULDBLOCK;
+    }
     return (nghttp3_ssize)n;
 }
 
@@ -552,15 +565,47 @@ static int on_stream_data(struct sp_quic_conn *qc, int64_t stream_id, const uint
     return 0;
 }
 
+/* nghttp3 0.8 loses a FIN that is queued on its own: when read_data ends a body with no bytes
+ * left to hand out, nghttp3 queues an empty entry that carries the FIN, and an acknowledgement
+ * that reaches the end of the bytes before it pops that entry too if it has not been written yet
+ * (congestion-limited, so the FIN waits). The FIN is then never sent and the peer waits for the
+ * end of the message until it gives up (fixed upstream in nghttp3 1.10.0, "Do not ack 0-byte
+ * vector with fin which has not been handed out"). From the moment the FIN is handed to nghttp3
+ * until ngtcp2 has taken it, one acknowledged byte is held back, so nghttp3's ack offset never
+ * reaches the FIN's entry; the byte is passed on with the next acknowledgement after the FIN went
+ * out (ngtcp2 reports the FIN's own acknowledgement, with len 0 if need be). Returns how many
+ * bytes to pass to nghttp3 now. */
+uint64_t sp_h3_ack_filter(struct sp_h3_ack_hold *h, uint64_t len)
+{
+    if (!h->fin_handed)
+        return len;
+    len += h->held;
+    h->held = 0;
+    if (!h->fin_written && len > 0) {
+        h->held = 1;
+        len--;
+    }
+    return len;
+}
+
 static int on_acked(struct sp_quic_conn *qc, int64_t stream_id, uint64_t len,
                     void *stream_user_data)
 {
     struct sp_h3_conn *c = conn_of(qc);
+    struct sp_h3_stream *s = stream_user_data;
     int rv;
 
-    (void)stream_user_data;
     if (c->h3 == NULL)
         return 0;
+    if (s != NULL) {
+        struct sp_h3_ack_hold h = {s->fin_handed, s->fin_written, s->ack_held};
+        uint64_t given = len;
+
+        len = sp_h3_ack_filter(&h, len);
+        s->ack_held = h.held;
+        if (len == 0 && given > 0)
+            return 0; /* all of it held back */
+    }
     rv = nghttp3_conn_add_ack_offset(c->h3, stream_id, len);
     return rv == 0 ? 0 : h3_error(c, rv, "add_ack_offset");
 }
@@ -629,14 +674,32 @@ static int pull(struct sp_quic_conn *qc, int64_t *ret_stream_id, bool *ret_fin, 
     *ret_fin = false;
     if (c->h3 == NULL)
         return 0;
-    n = nghttp3_conn_writev_stream(c->h3, ret_stream_id, &fin, (nghttp3_vec *)(void *)vec, veccnt);
+    /* nghttp3 looks at the first scheduled stream only: when that one runs out of body bytes
+     * (read_data blocks) it is unscheduled and the call returns nothing, although other streams
+     * may have data. Ask again then, or the write ends with their bytes unsent and nothing left
+     * to wake it. Each retry unscheduled one stream, so this ends. */
+    do {
+        c->read_blocked = false;
+        n = nghttp3_conn_writev_stream(c->h3, ret_stream_id, &fin, (nghttp3_vec *)(void *)vec,
+                                       veccnt);
+    } while (n == 0 && *ret_stream_id == -1 && c->read_blocked);
     if (n < 0)
         return h3_error(c, (int)n, "writev_stream");
     *ret_fin = fin != 0;
     return (int)n;
 }
 
-static int on_written(struct sp_quic_conn *qc, int64_t stream_id, size_t len)
+/* The request stream with this id, or NULL. A walk, so only for rare events. */
+static struct sp_h3_stream *find_stream(struct sp_h3_conn *c, int64_t id)
+{
+    for (struct sp_h3_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+static int on_written(struct sp_quic_conn *qc, int64_t stream_id, size_t len, bool fin)
 {
     struct sp_h3_conn *c = conn_of(qc);
     int rv;
@@ -644,7 +707,15 @@ static int on_written(struct sp_quic_conn *qc, int64_t stream_id, size_t len)
     if (c->h3 == NULL || stream_id < 0)
         return 0;
     rv = nghttp3_conn_add_write_offset(c->h3, stream_id, len);
-    return rv == 0 ? 0 : h3_error(c, rv, "add_write_offset");
+    if (rv != 0)
+        return h3_error(c, rv, "add_write_offset");
+    if (fin && ngtcp2_is_bidi_stream(stream_id)) {
+        struct sp_h3_stream *s = find_stream(c, stream_id);
+
+        if (s != NULL)
+            s->fin_written = true; /* on_acked may pass its held byte on now */
+    }
+    return 0;
 }
 
 static void on_blocked(struct sp_quic_conn *qc, int64_t stream_id, bool shut)
@@ -791,11 +862,14 @@ int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_field *field
         return -EINVAL;
     if (sp_h3_conn_streams_left(c) == 0)
         return -EAGAIN;
-    if (ngtcp2_conn_open_bidi_stream(c->qc.conn, &id, NULL) != 0)
+    s = stream_new(c, -1);
+    if (ngtcp2_conn_open_bidi_stream(c->qc.conn, &id, s) != 0) {
+        stream_free(s);
         return -EAGAIN;
+    }
+    s->id = id;
     for (size_t i = 0; i < n; i++)
         to_nv(&nva[i], &fields[i]);
-    s = stream_new(c, id);
     s->ops = ops;
     s->user = user;
     s->submitted = true;
@@ -961,6 +1035,30 @@ unsigned sp_h3_stream_status(const struct sp_h3_stream *s)
 struct sp_h3_conn *sp_h3_stream_conn(const struct sp_h3_stream *s)
 {
     return s->conn;
+}
+
+int sp_h3_stream_describe(const struct sp_h3_stream *s, char *buf, size_t len)
+{
+    ngtcp2_conn *qc = s->conn->qc.conn;
+    ngtcp2_conn_stat st;
+    bool open = s->conn->qc.state != SP_QUIC_CONN_CLOSED;
+
+    if (open)
+        ngtcp2_conn_get_conn_stat(qc, &st);
+    else
+        memset(&st, 0, sizeof(st));
+    return snprintf(
+        buf, len,
+        "stream=%lld out_written=%llu out_sent=%llu out_acked=%llu out_eof=%d "
+        "in_data=%llu in_credited=%llu peer_ended=%d tx_stream_credit=%llu "
+        "tx_conn_credit=%llu cwnd_left=%llu in_flight=%llu",
+        (long long)s->id, (unsigned long long)s->out.written, (unsigned long long)s->out.read,
+        (unsigned long long)s->out.acked, s->out.eof, (unsigned long long)s->in_data,
+        (unsigned long long)s->in_credited, s->peer_ended,
+        (unsigned long long)(open ? ngtcp2_conn_get_max_stream_data_left(qc, s->id) : 0),
+        (unsigned long long)(open ? ngtcp2_conn_get_max_data_left(qc) : 0),
+        (unsigned long long)(open ? ngtcp2_conn_get_cwnd_left(qc) : 0),
+        (unsigned long long)st.bytes_in_flight);
 }
 
 const char *sp_h3_conn_peer_ip(struct sp_h3_conn *c)

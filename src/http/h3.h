@@ -153,6 +153,23 @@ const struct sp_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s);
 /* Bytes written with sp_h3_stream_write but not yet acknowledged by the peer. */
 uint64_t sp_h3_stream_unacked(const struct sp_h3_stream *s);
 
+/* The FIN hold-back of one request stream (see sp_h3_ack_filter). */
+struct sp_h3_ack_hold {
+    bool fin_handed;  /* the end of the body was handed to nghttp3 */
+    bool fin_written; /* ngtcp2 took the FIN */
+    uint64_t held;    /* acknowledged bytes not yet passed to nghttp3 */
+};
+
+/* Works around nghttp3 0.8 dropping a FIN queued on its own (h3.c says how): takes `len` newly
+ * acknowledged bytes of a stream and returns how many to pass to nghttp3_conn_add_ack_offset
+ * now, holding one byte back from the moment the FIN was handed over until ngtcp2 took it.
+ * Pure; exported for its unit test. */
+uint64_t sp_h3_ack_filter(struct sp_h3_ack_hold *h, uint64_t len);
+
+/* Writes a one-line key=value summary of the stream's and its connection's flow-control state
+ * into buf (for stall diagnostics). Returns what snprintf returns. */
+int sp_h3_stream_describe(const struct sp_h3_stream *s, char *buf, size_t len);
+
 /* Client: the response status (0 before on_headers). */
 unsigned sp_h3_stream_status(const struct sp_h3_stream *s);
 

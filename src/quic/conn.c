@@ -409,6 +409,15 @@ static void batch_add(struct sp_quic_conn *qc, size_t *off, size_t *seg, size_t 
     }
 }
 
+static size_t vec_len(const ngtcp2_vec *vec, int n)
+{
+    size_t len = 0;
+
+    for (int i = 0; i < n; i++)
+        len += vec[i].len;
+    return len;
+}
+
 static int write_loop(struct sp_quic_conn *qc)
 {
     size_t max_pkt = ngtcp2_conn_get_max_tx_udp_payload_size(qc->conn);
@@ -439,6 +448,8 @@ static int write_loop(struct sp_quic_conn *qc)
             flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         n = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi, txbuf + off, max_pkt, &ndatalen,
                                       flags, stream_id, vec, (size_t)nvec, now);
+        /* ngtcp2 sends the FIN only together with the last byte pulled. */
+        fin = fin && ndatalen >= 0 && (size_t)ndatalen == vec_len(vec, nvec);
         if (n < 0) {
             switch (n) {
             case NGTCP2_ERR_STREAM_DATA_BLOCKED:
@@ -448,7 +459,7 @@ static int write_loop(struct sp_quic_conn *qc)
                 qc->app->on_blocked(qc, stream_id, true);
                 continue;
             case NGTCP2_ERR_WRITE_MORE:
-                if (qc->app->on_written(qc, stream_id, (size_t)ndatalen) != 0)
+                if (qc->app->on_written(qc, stream_id, (size_t)ndatalen, fin) != 0)
                     return -EPROTO;
                 continue;
             default:
@@ -457,7 +468,7 @@ static int write_loop(struct sp_quic_conn *qc)
                 return -EPROTO;
             }
         }
-        if (ndatalen >= 0 && qc->app->on_written(qc, stream_id, (size_t)ndatalen) != 0)
+        if (ndatalen >= 0 && qc->app->on_written(qc, stream_id, (size_t)ndatalen, fin) != 0)
             return -EPROTO;
         if (n == 0)
             break;

@@ -64,8 +64,9 @@ struct sp_quic_app_ops {
      * *ret_stream_id (-1 for none) and *ret_fin; negative errno on failure. */
     int (*pull)(struct sp_quic_conn *qc, int64_t *ret_stream_id, bool *ret_fin, ngtcp2_vec *vec,
                 size_t veccnt);
-    /* ngtcp2 took `len` bytes of the stream (after pull). */
-    int (*on_written)(struct sp_quic_conn *qc, int64_t stream_id, size_t len);
+    /* ngtcp2 took `len` bytes of the stream (after pull); fin is true when the stream's FIN
+     * went with them. */
+    int (*on_written)(struct sp_quic_conn *qc, int64_t stream_id, size_t len, bool fin);
     /* The stream cannot take more data now (flow control) or its write side is shut. */
     void (*on_blocked)(struct sp_quic_conn *qc, int64_t stream_id, bool shut);
     /* The connection is finished (closed, drained, timed out or failed). The application must
