@@ -319,11 +319,21 @@ class Nginx(H1Backend):
     kind = "nginx"
 
     def connection_count(self):
-        """Distinct connections in nginx's access log (each line starts with $connection)."""
+        """Distinct connections in nginx's access log (each line starts with $connection).
+        nginx logs a request after it answered it, so a client can see its response before
+        the line is there: poll (connections_serving) rather than read once."""
         log = self.work_dir / "access.log"
         if not log.exists():
             return 0
         return len({ln.split(" ", 1)[0] for ln in log.read_text().splitlines() if ln})
+
+    def connections_serving(self, path):
+        """(requests, connections): how many access-log lines are `GET <path>` requests, and
+        the distinct connections ($connection) that carried them."""
+        log = self.work_dir / "access.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        hits = [ln.split(" ") for ln in lines if f" GET {path} " in ln]
+        return len(hits), {h[0] for h in hits}
 
 
 def nginx_config(d, port, root, backend_id):
