@@ -29,6 +29,7 @@ unit: build-asan
 integration: build-asan
 	SPOOKY_BIN=$(CURDIR)/$(BUILD_ASAN)/spooky SPOOKY_TESTD=$(CURDIR)/$(BUILD_ASAN)/spooky-testd \
 	SPOOKY_TESTC=$(CURDIR)/$(BUILD_ASAN)/spooky-testc SPOOKY_BENCH=$(CURDIR)/$(BUILD_ASAN)/spooky-bench \
+	SPOOKY_H3LOAD=$(CURDIR)/$(BUILD_ASAN)/spooky-h3load \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	$(PYTEST) -q tests/integration

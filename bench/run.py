@@ -25,7 +25,9 @@ download; a 10 MiB upload (POST, echoed back by the backend); new connections (o
 connection: handshakes/s). For each run it records the CPU time (utime+stime from
 /proc/PID/stat) of the proxy and of the backend over the measured window, hence CPU per request.
 
-Then: RSS per idle client connection (a fresh spooky, N connections opened with spooky-bench
+Then: a soak with an independent QUIC client (spooky-h3load on quic-go 0.29; --stress-seconds,
+default 120) through spooky and direct: requests, failed, stalled (not complete in 10 s), p99
+and max latency. Then: RSS per idle client connection (a fresh spooky, N connections opened with spooky-bench
 --hold, VmRSS before and while they are held), and with --callgrind the instruction count per
 proxied request in the spooky process under valgrind --tool=callgrind, by library.
 
@@ -95,6 +97,9 @@ def parse_args():
     p.add_argument("--massif", action="store_true",
                    help="also take heap snapshots of spooky under valgrind --tool=massif "
                         f"before and while it holds {MASSIF_CONNS} idle connections")
+    p.add_argument("--stress-seconds", type=float, default=120,
+                   help="independent-client soak (quic-go spooky-h3load, mixed bodies both "
+                        "ways) through spooky and direct, per path; 0 = skip")
     p.add_argument("--no-caddy", action="store_true")
     p.add_argument("--no-h1", action="store_true", help="skip the HTTP/1.1 backend paths")
     p.add_argument("--no-plot", action="store_true")
@@ -784,6 +789,27 @@ def measure_callgrind(group, work, certs, bench, label, backend_entry, probe_pat
 
 # --- the suite ----------------------------------------------------------------------------
 
+# The soak's request mix (the same as tests/integration/test_quicgo_peers.py): bodies of several
+# sizes, uploads echoed back and downloads.
+STRESS_PLAN = [
+    "POST:/echo:0", "POST:/echo:1", "GET:/size/1", "POST:/echo:1200", "GET:/size/16385",
+    "POST:/echo:65536", "GET:/size/300000", "PUT:/echo:262145", "GET:/size/0",
+    "POST:/echo:1048576", "GET:/size/2000000", "POST:/echo:16384",
+]
+
+
+def measure_stress(work, target, args):
+    """An independent QUIC stack (quic-go 0.29) as the client: 4 connections x 8 streams of the
+    STRESS_PLAN mix for --stress-seconds; a request not done in 10 s counts as stalled."""
+    from spookytest import clients
+    r = clients.h3load(work, target["port"], plan=STRESS_PLAN, conns=4, streams=8,
+                       duration_s=args.stress_seconds, timeout_s=10)
+    row = {k: getattr(r, k) for k in ("requests", "ok", "failed", "stalled", "mismatch",
+                                      "errors", "p50_ms", "p99_ms", "max_ms", "seconds")}
+    row.update(label=target["label"], cmd=r.argv)
+    return row
+
+
 def h1_supported(bin_dir):
     """Whether this spooky can proxy to HTTP/1.1 backends (sp_uconn_ops_for returns an
     implementation for SP_BACKEND_PROTO_HTTP1). Decided at run time by a probe as well."""
@@ -802,7 +828,7 @@ def run_suite(args, bin_dir, work, notes):
     certs, htdocs, up_file = start_material(work)
     group = procs.ProcGroup(work / "logs")
     targets, results, extra = [], {}, {"capacity": [], "memory": [], "callgrind": [],
-                                     "massif": None}
+                                     "massif": None, "stress": []}
     try:
         testd = backends.start_testd(group, work, certs, backend_id="testd")
         h3paths = {"small": f"/size/{SMALL_BYTES}", "big": f"/size/{BIG_BYTES}", "up": "/echo"}
@@ -890,6 +916,14 @@ def run_suite(args, bin_dir, work, notes):
             print(f"memory: {n} connections requested, {row['held']} held: spooky RSS "
                   f"{row['rss_before_kib']} -> {row['rss_held_kib']} KiB = "
                   f"{fmt_num(row['per_conn_kib'], 2)} KiB/conn ({row['errors']})", flush=True)
+
+        if args.stress_seconds > 0:
+            for t in targets[:2]:   # direct-h3 and spooky-h3
+                row = measure_stress(work, t, args)
+                extra["stress"].append(row)
+                print(f"stress ({t['label']}): {row['requests']:,} requests, {row['failed']} "
+                      f"failed, {row['stalled']} stalled, p99 {row['p99_ms']:.1f} ms, "
+                      f"max {row['max_ms']:.0f} ms", flush=True)
 
         if args.massif:
             row = measure_massif(group, work, certs, bench, testd, args)
@@ -1122,6 +1156,18 @@ def write_results(path, args, targets, results, extra, started, finished, mach, 
             for ir, fn, obj in cg["top"]:
                 lines.append(f"| {ir:,.0f} | `{fn}` | {os.path.basename(obj)} |")
             lines.append("")
+    if extra.get("stress"):
+        lines += ["## Independent client soak (quic-go 0.29, mixed bodies both ways)", "",
+                  f"spooky-h3load client, 4 connections × 8 streams for "
+                  f"{args.stress_seconds:g} s cycling through "
+                  f"{len(STRESS_PLAN)} requests (uploads of 0 B–1 MiB echoed, downloads of "
+                  "0 B–2 MB); a request not complete after 10 s counts as stalled.", "",
+                  "| path | requests | failed | stalled | p50 ms | p99 ms | max ms |",
+                  "|---|--:|--:|--:|--:|--:|--:|"]
+        for s in extra["stress"]:
+            lines.append(f"| {s['label']} | {s['requests']:,} | {s['failed']} | {s['stalled']} "
+                         f"| {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['max_ms']:.0f} |")
+        lines.append("")
     if notes or plot_note:
         lines += ["## Notes from this run", ""]
         lines += [f"- {n}" for n in notes + ([plot_note] if plot_note else [])]
@@ -1142,6 +1188,9 @@ def write_results(path, args, targets, results, extra, started, finished, mach, 
     if mf:
         lines.append("# massif (spooky under valgrind --tool=massif --threshold=0.2 --vgdb=yes)")
         lines.append(shlex.join(mf["cmd"]))
+    for s in extra.get("stress", []):
+        lines.append(f"# stress, {s['label']}")
+        lines.append(shlex.join(s["cmd"]))
     for cg in extra["callgrind"]:
         lines.append(f"# callgrind, spooky → {cg['label']} (spooky started under valgrind "
                      "--tool=callgrind --dump-instr=no --vgdb=yes): windows A and B")
@@ -1233,7 +1282,7 @@ set key top right font ",8"
 
 
 def check_tools(bin_dir, args):
-    missing = [n for n in ("spooky", "spooky-testd", "spooky-bench")
+    missing = [n for n in ("spooky", "spooky-testd", "spooky-bench", "spooky-h3load")
                if not os.access(bin_dir / n, os.X_OK)]
     tools = ["certtool", "nghttpd"] + ([] if args.no_caddy else ["caddy"]) + \
         (["valgrind", "callgrind_control"] if args.callgrind else []) + \
@@ -1253,7 +1302,8 @@ def main():
     if missing:
         sys.exit(f"bench/run.py: missing {', '.join(missing)} (binaries from {bin_dir})")
     os.environ.update({"SPOOKY_BIN": str(bin_dir / "spooky"),
-                       "SPOOKY_TESTD": str(bin_dir / "spooky-testd")})
+                       "SPOOKY_TESTD": str(bin_dir / "spooky-testd"),
+                       "SPOOKY_H3LOAD": str(bin_dir / "spooky-h3load")})
     started = datetime.datetime.now(datetime.timezone.utc)
     mach = machine()
     print(f"spooky bench {started:%Y-%m-%d %H:%M} UTC: {mach['nproc']} CPUs, {mach['model']}; "

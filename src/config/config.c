@@ -267,6 +267,7 @@ static void build_timeouts(struct sp_timeouts_conf *t, const struct sp_raw_timeo
     t->body_idle_ms = OR_DEFAULT(raw->body_idle_ms, 60000);
     t->request_ms = OR_DEFAULT(raw->request_ms, 0);
     t->try_ms = OR_DEFAULT(raw->try_ms, 0);
+    t->stall_warn_ms = OR_DEFAULT(raw->stall_warn_ms, 5000);
 }
 
 /* An upstream's effective timeouts: its own keys over the global values. Only the keys the
@@ -283,6 +284,7 @@ static void build_upstream_timeouts(struct sp_timeouts_conf *t,
     t->body_idle_ms = OR_DEFAULT(raw->body_idle_ms, global->body_idle_ms);
     t->request_ms = OR_DEFAULT(raw->request_ms, global->request_ms);
     t->try_ms = OR_DEFAULT(raw->try_ms, global->try_ms);
+    t->stall_warn_ms = OR_DEFAULT(raw->stall_warn_ms, global->stall_warn_ms);
 }
 
 static void build_limits(struct sp_limits_conf *l, const struct sp_raw_limits *raw)

@@ -172,6 +172,8 @@ struct sp_timeouts_conf {
     uint64_t request_ms;      /* default 0 = off: the whole request, retries included */
     uint64_t try_ms;          /* default 0 = off: one try, sent -> response headers; on expiry
                                  the try is cancelled and retried when the retry rules allow */
+    uint64_t stall_warn_ms;   /* default 5000, 0 = off: a started response whose body has not
+                                 moved for this long is logged at warn (once per stall) */
 };
 
 struct sp_upstream_conf {
@@ -191,8 +193,9 @@ struct sp_upstream_conf {
     struct sp_upstream_tls_conf tls;
     struct sp_pool_conf pool;
     struct sp_timeouts_conf timeouts; /* effective: upstream timeouts: keys over the global ones;
-                                         connect_ms, response_ms, body_idle_ms, request_ms and
-                                         try_ms may be overridden, the rest are the global values */
+                                         connect_ms, response_ms, body_idle_ms, request_ms,
+                                         try_ms and stall_warn_ms may be overridden, the rest are
+                                         the global values */
 };
 
 struct sp_limits_conf {

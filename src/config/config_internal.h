@@ -45,6 +45,7 @@ struct sp_raw_timeouts {
     uint64_t *body_idle_ms;
     uint64_t *request_ms;
     uint64_t *try_ms;
+    uint64_t *stall_warn_ms;
 };
 
 struct sp_raw_limits {

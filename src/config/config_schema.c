@@ -87,6 +87,7 @@ static const cyaml_schema_field_t timeouts_fields[] = {
     CYAML_FIELD_UINT_PTR("body_idle_ms", OPT, struct sp_raw_timeouts, body_idle_ms),
     CYAML_FIELD_UINT_PTR("request_ms", OPT, struct sp_raw_timeouts, request_ms),
     CYAML_FIELD_UINT_PTR("try_ms", OPT, struct sp_raw_timeouts, try_ms),
+    CYAML_FIELD_UINT_PTR("stall_warn_ms", OPT, struct sp_raw_timeouts, stall_warn_ms),
     CYAML_FIELD_END,
 };
 
@@ -97,6 +98,7 @@ static const cyaml_schema_field_t upstream_timeouts_fields[] = {
     CYAML_FIELD_UINT_PTR("body_idle_ms", OPT, struct sp_raw_timeouts, body_idle_ms),
     CYAML_FIELD_UINT_PTR("request_ms", OPT, struct sp_raw_timeouts, request_ms),
     CYAML_FIELD_UINT_PTR("try_ms", OPT, struct sp_raw_timeouts, try_ms),
+    CYAML_FIELD_UINT_PTR("stall_warn_ms", OPT, struct sp_raw_timeouts, stall_warn_ms),
     CYAML_FIELD_END,
 };
 

@@ -82,22 +82,22 @@ static const struct spec listener_fields[] = {
 };
 
 static const struct spec timeouts_fields[] = {
-    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("client_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("backend_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("shutdown_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),
-    UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),
-    {.key = NULL},
+    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),     UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("client_idle_ms", 1, MAX_TIMEOUT_MS), UINT_KEY("backend_idle_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("shutdown_ms", 1, MAX_TIMEOUT_MS),    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),     UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("stall_warn_ms", 0, MAX_TIMEOUT_MS),  {.key = NULL},
 };
 
 /* An upstream's own timeouts: the keys it leaves out take the global values (config.c). */
 static const struct spec upstream_timeouts_fields[] = {
-    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),   UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS), UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),
-    UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),       {.key = NULL},
+    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),
+    UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("stall_warn_ms", 0, MAX_TIMEOUT_MS),
+    {.key = NULL},
 };
 
 /* connection_window_bytes >= stream_window_bytes is checked across keys in config_validate.c */

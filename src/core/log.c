@@ -56,15 +56,41 @@ char *sp_log_escape(char *out, size_t cap, const char *s, size_t len)
     return out;
 }
 
+bool sp_log_limit_allow(struct sp_log_limit *l, sp_time_t now, uint64_t *ret_suppressed)
+{
+    if (now - l->window_start >= SP_SEC) {
+        l->window_start = now;
+        l->lines = 0;
+    }
+    if (l->lines >= SP_LOG_LIMIT_PER_SEC) {
+        l->suppressed++;
+        return false;
+    }
+    l->lines++;
+    *ret_suppressed = l->suppressed;
+    l->suppressed = 0;
+    return true;
+}
+
+static void write_line(enum sp_log_level level, const char *area, const char *body);
+
 void sp_log_write(enum sp_log_level level, const char *area, const char *fmt, ...)
 {
-    char line[4096];
     char body[3072];
-    char esc[3584];
-    char ts[40];
-    sp_time_t now = sp_time_wall();
-    time_t secs = (time_t)(now / SP_SEC);
-    struct tm tm;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    if (n >= 0)
+        write_line(level, area, body);
+}
+
+void sp_log_write_suppressed(enum sp_log_level level, const char *area, uint64_t suppressed,
+                             const char *fmt, ...)
+{
+    char body[3072];
     va_list ap;
     int n;
 
@@ -73,6 +99,21 @@ void sp_log_write(enum sp_log_level level, const char *area, const char *fmt, ..
     va_end(ap);
     if (n < 0)
         return;
+    if (suppressed > 0 && (size_t)n < sizeof(body))
+        snprintf(body + n, sizeof(body) - (size_t)n, " suppressed=%llu",
+                 (unsigned long long)suppressed);
+    write_line(level, area, body);
+}
+
+static void write_line(enum sp_log_level level, const char *area, const char *body)
+{
+    char line[4096];
+    char esc[3584];
+    char ts[40];
+    sp_time_t now = sp_time_wall();
+    time_t secs = (time_t)(now / SP_SEC);
+    struct tm tm;
+    int n;
 
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);

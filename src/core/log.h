@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "core/time.h"
 
 enum sp_log_level {
     SP_LOG_LEVEL_DEBUG = 0,
@@ -37,6 +40,25 @@ int sp_log_level_parse(const char *s, enum sp_log_level *ret_level);
  * control bytes become escapes. Writes at most cap-1 bytes plus NUL into out; returns out. */
 char *sp_log_escape(char *out, size_t cap, const char *s, size_t len);
 
+/* A rate limit for one kind of line (one call site), per thread: lines a peer can trigger at
+ * will (per request, per packet) must not flood the log. Zeroed is ready to use. */
+struct sp_log_limit {
+    sp_time_t window_start; /* start of the current one-second window */
+    unsigned lines;         /* written in this window */
+    uint64_t suppressed;    /* dropped since the last line written */
+};
+
+/* Lines each kind may write per second and thread before the rest are only counted. */
+#define SP_LOG_LIMIT_PER_SEC 10
+
+/* True when one more line of this kind may be written at now; then *ret_suppressed is how many
+ * were dropped since the last one written (and the count starts over). Pure. */
+bool sp_log_limit_allow(struct sp_log_limit *l, sp_time_t now, uint64_t *ret_suppressed);
+
+/* sp_log_write plus " suppressed=N" when N > 0. */
+void sp_log_write_suppressed(enum sp_log_level level, const char *area, uint64_t suppressed,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #define SP_LOG(lvl, area, ...)                                                                     \
     do {                                                                                           \
         if (sp_log_enabled(lvl))                                                                   \
@@ -46,5 +68,16 @@ char *sp_log_escape(char *out, size_t cap, const char *s, size_t len);
 #define SP_LOG_INFO(area, ...) SP_LOG(SP_LOG_LEVEL_INFO, area, __VA_ARGS__)
 #define SP_LOG_WARN(area, ...) SP_LOG(SP_LOG_LEVEL_WARN, area, __VA_ARGS__)
 #define SP_LOG_ERROR(area, ...) SP_LOG(SP_LOG_LEVEL_ERROR, area, __VA_ARGS__)
+
+/* A rate-limited line: at most SP_LOG_LIMIT_PER_SEC per second per call site and thread; the
+ * next line written says how many were dropped (suppressed=N). */
+#define SP_LOG_LIMITED(lvl, area, ...)                                                             \
+    do {                                                                                           \
+        static _Thread_local struct sp_log_limit lim_;                                             \
+        uint64_t sup_;                                                                             \
+        if (sp_log_enabled(lvl) && sp_log_limit_allow(&lim_, sp_time_now(), &sup_))                \
+            sp_log_write_suppressed(lvl, area, sup_, __VA_ARGS__);                                 \
+    } while (0)
+#define SP_LOG_WARN_LIMITED(area, ...) SP_LOG_LIMITED(SP_LOG_LEVEL_WARN, area, __VA_ARGS__)
 
 #endif

@@ -1049,12 +1049,12 @@ int sp_h3_stream_describe(const struct sp_h3_stream *s, char *buf, size_t len)
         memset(&st, 0, sizeof(st));
     return snprintf(
         buf, len,
-        "stream=%lld out_written=%llu out_sent=%llu out_acked=%llu out_eof=%d "
+        "stream=%lld out_written=%llu out_sent=%llu out_acked=%llu out_eof=%d fin_sent=%d "
         "in_data=%llu in_credited=%llu peer_ended=%d tx_stream_credit=%llu "
         "tx_conn_credit=%llu cwnd_left=%llu in_flight=%llu",
         (long long)s->id, (unsigned long long)s->out.written, (unsigned long long)s->out.read,
-        (unsigned long long)s->out.acked, s->out.eof, (unsigned long long)s->in_data,
-        (unsigned long long)s->in_credited, s->peer_ended,
+        (unsigned long long)s->out.acked, s->out.eof, s->fin_written,
+        (unsigned long long)s->in_data, (unsigned long long)s->in_credited, s->peer_ended,
         (unsigned long long)(open ? ngtcp2_conn_get_max_stream_data_left(qc, s->id) : 0),
         (unsigned long long)(open ? ngtcp2_conn_get_max_data_left(qc) : 0),
         (unsigned long long)(open ? ngtcp2_conn_get_cwnd_left(qc) : 0),

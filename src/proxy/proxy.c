@@ -106,6 +106,7 @@ static void maybe_finish(struct req *r)
     ev_timer_stop(r->px->loop, &r->idle);
     ev_timer_stop(r->px->loop, &r->total);
     ev_timer_stop(r->px->loop, &r->try_timer);
+    ev_timer_stop(r->px->loop, &r->stall);
     end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT : r->cls);
     if (r->routed)
         sp_budget_request_finished(&r->px->ups[r->up].budget);
@@ -178,6 +179,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
     ev_timer_stop(r->px->loop, &r->timer);
     ev_timer_stop(r->px->loop, &r->idle);
     ev_timer_stop(r->px->loop, &r->try_timer);
+    ev_timer_stop(r->px->loop, &r->stall);
     if (r->waiter.queued)
         sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
     detach_upstream(r);
@@ -444,11 +446,53 @@ static struct req *req_of(void *user)
     return user;
 }
 
-/* A body byte moved (either direction): the idle clock starts over. */
+static void stall_arm(struct req *r, sp_time_t after)
+{
+    ev_timer_set(&r->stall, (double)after / (double)SP_SEC, 0.);
+    ev_timer_start(r->px->loop, &r->stall);
+}
+
+/* A body byte moved (either direction): the idle clock starts over, and a logged stall ends. */
 static void body_progress(struct req *r)
 {
     if (ev_is_active(&r->idle))
         ev_timer_again(r->px->loop, &r->idle);
+    r->progress_ns = sp_time_now();
+    if (r->stall_logged) {
+        r->stall_logged = false;
+        SP_LOG_INFO("proxy", "event=body_stall_over request_id=%s", r->request_id);
+        stall_arm(r, r->px->ups[r->up].conf->timeouts.stall_warn_ms * SP_MS);
+    }
+}
+
+/* The stall check (timeouts.stall_warn_ms): lazy, it fires at most once per period and looks at
+ * when a byte last moved, so moving bytes cost no timer work. A stalled response is never
+ * silent: one warn line says who is waited for, with both streams' flow-control state. */
+static void on_stall(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = SP_CONTAINER_OF(w, struct req, stall);
+    sp_time_t warn = r->px->ups[r->up].conf->timeouts.stall_warn_ms * SP_MS;
+    sp_time_t idle = sp_time_now() - r->progress_ns;
+    char cstate[384] = "-", bstate[384];
+    bool client_owes = r->cs != NULL && sp_h3_stream_unacked(r->cs) > 0;
+
+    (void)loop;
+    (void)revents;
+    if (idle < warn) {
+        stall_arm(r, warn - idle);
+        return;
+    }
+    r->stall_logged = true; /* body_progress re-arms */
+    if (r->cs != NULL)
+        (void)sp_h3_stream_describe(r->cs, cstate, sizeof(cstate));
+    sp_ustream_describe(&r->us, bstate, sizeof(bstate));
+    SP_LOG_WARN_LIMITED("proxy",
+                        "event=body_stall request_id=%s upstream=%s backend=%s stalled_ms=%.0f "
+                        "waiting_for=%s resp_done=%d client_state=\"%s\" backend_state=\"%s\"",
+                        r->request_id, r->px->ups[r->up].conf->name,
+                        r->px->ups[r->up].conf->backends[r->be].id, (double)idle / (double)SP_MS,
+                        client_owes || r->resp_done ? "client" : "backend", r->resp_done, cstate,
+                        bstate);
 }
 
 static void cs_on_headers(struct sp_h3_stream *s, void *user)
@@ -576,6 +620,10 @@ static void us_on_headers(struct sp_ustream *s, void *user)
         out[n++] = sp_field_str("set-cookie", r->set_cookie);
     r->status = sp_ustream_status(s);
     r->resp_started = true;
+    if (r->px->ups[r->up].conf->timeouts.stall_warn_ms > 0) {
+        r->progress_ns = sp_time_now();
+        stall_arm(r, r->px->ups[r->up].conf->timeouts.stall_warn_ms * SP_MS);
+    }
     report_latency(r, r->status < 500);
     if (r->status >= 500)
         r->cls = SP_ERR_BACKEND_5XX;
@@ -754,6 +802,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     ev_timer_init(&r->idle, on_body_idle, 0., 0.);
     ev_timer_init(&r->total, on_total_timeout, 0., 0.);
     ev_timer_init(&r->try_timer, on_try_timeout, 0., 0.);
+    ev_timer_init(&r->stall, on_stall, 0., 0.);
     set_timeouts(r, &px->cfg->timeouts); /* the upstream's own, once routed */
     r->avoid_be = -1;
     memcpy(r->client_ip, sp_h3_conn_peer_ip(c), sizeof(r->client_ip));

@@ -69,6 +69,9 @@ struct req {
     ev_timer idle;                   /* body_idle_ms: no body byte moved either way */
     ev_timer total;                  /* request_ms: the whole request */
     ev_timer try_timer;              /* try_ms: the current try, submit -> response headers */
+    ev_timer stall;                  /* stall_warn_ms: checks that a started response moves */
+    sp_time_t progress_ns;           /* when a body byte last moved (either direction) */
+    bool stall_logged;               /* the current stall was logged; a byte ends it */
     ssize_t avoid_be;                /* backend a retry should avoid (the one that failed) */
     bool admitted;                   /* the current try holds a breaker admission */
     bool retrying;                   /* the current try counts against the retry budget */

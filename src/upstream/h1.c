@@ -21,6 +21,7 @@
 #include "upstream/upstream.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -588,6 +589,18 @@ static const struct sp_fields *s_trailers(const void *impl)
     return sp_h1_parser_trailers(const_conn_of(impl)->parser);
 }
 
+static int s_describe(const void *impl, char *buf, size_t len)
+{
+    const struct h1_stream *st = impl;
+    const struct h1_conn *c = const_conn_of(impl);
+
+    return snprintf(buf, len,
+                    "out_written=%llu out_sent=%llu req_end=%d req_sent=%d unconsumed=%llu "
+                    "read_paused=%d",
+                    (unsigned long long)st->body_in, (unsigned long long)st->body.acked,
+                    st->req_end, st->req_sent, (unsigned long long)st->unconsumed, c->read_paused);
+}
+
 static const struct sp_ustream_ops stream_ops = {
     .write = s_write,
     .end = s_end,
@@ -596,6 +609,7 @@ static const struct sp_ustream_ops stream_ops = {
     .status = s_status,
     .headers = s_headers,
     .trailers = s_trailers,
+    .describe = s_describe,
 };
 
 /* ---- transport events ------------------------------------------------------------------ */

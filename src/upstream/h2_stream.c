@@ -7,6 +7,7 @@
 #include "upstream/h2_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -463,6 +464,22 @@ static const struct sp_fields *s_trailers(const void *impl)
     return &s->trailers;
 }
 
+static int s_describe(const void *impl, char *buf, size_t len)
+{
+    const struct uh2_stream *s = impl;
+    nghttp2_session *ng = s->conn->ng;
+
+    return snprintf(buf, len,
+                    "stream=%d out_written=%llu out_sent=%llu out_eof=%d in_data=%llu "
+                    "in_credited=%llu peer_ended=%d tx_stream_window=%d tx_conn_window=%d "
+                    "obuf_pending=%zu",
+                    s->id, (unsigned long long)s->out.written, (unsigned long long)s->out.read,
+                    s->out.eof, (unsigned long long)s->in_data, (unsigned long long)s->in_credited,
+                    s->peer_ended,
+                    s->id > 0 ? nghttp2_session_get_stream_remote_window_size(ng, s->id) : -1,
+                    nghttp2_session_get_remote_window_size(ng), sp_uh2_obuf_pending(s->conn));
+}
+
 static const struct sp_ustream_ops stream_ops = {
     .write = s_write,
     .end = s_end,
@@ -471,6 +488,7 @@ static const struct sp_ustream_ops stream_ops = {
     .status = s_status,
     .headers = s_headers,
     .trailers = s_trailers,
+    .describe = s_describe,
 };
 
 /* ---- submit -------------------------------------------------------------------------------- */

@@ -126,6 +126,11 @@ static const struct sp_fields *s_trailers(const void *impl)
     return sp_h3_stream_trailers(impl);
 }
 
+static int s_describe(const void *impl, char *buf, size_t len)
+{
+    return sp_h3_stream_describe(impl, buf, len);
+}
+
 static const struct sp_ustream_ops stream_ops = {
     .write = s_write,
     .end = s_end,
@@ -134,6 +139,7 @@ static const struct sp_ustream_ops stream_ops = {
     .status = s_status,
     .headers = s_headers,
     .trailers = s_trailers,
+    .describe = s_describe,
 };
 
 /* ---- connection events -------------------------------------------------------------------- */

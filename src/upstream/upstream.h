@@ -59,6 +59,9 @@ struct sp_ustream_ops {
     unsigned (*status)(const void *impl);
     const struct sp_fields *(*headers)(const void *impl);
     const struct sp_fields *(*trailers)(const void *impl);
+    /* Writes a one-line key=value summary of the stream's transfer and flow-control state
+     * (stall diagnostics). Returns what snprintf returns. */
+    int (*describe)(const void *impl, char *buf, size_t len);
 };
 
 /* One request on a backend connection. Embedded in the caller's request object. */
@@ -78,6 +81,8 @@ void sp_ustream_cancel(struct sp_ustream *s);
 unsigned sp_ustream_status(const struct sp_ustream *s);
 const struct sp_fields *sp_ustream_headers(const struct sp_ustream *s);
 const struct sp_fields *sp_ustream_trailers(const struct sp_ustream *s);
+/* The protocol's state summary (describe), or "-" once the stream is gone. */
+void sp_ustream_describe(const struct sp_ustream *s, char *buf, size_t len);
 
 /* Connection events for the owner (the pool). */
 struct sp_uconn_events {

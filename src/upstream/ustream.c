@@ -1,6 +1,7 @@
 #include "upstream/upstream.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 void sp_ustream_write(struct sp_ustream *s, const uint8_t *data, size_t len)
 {
@@ -47,6 +48,14 @@ const struct sp_fields *sp_ustream_trailers(const struct sp_ustream *s)
     static const struct sp_fields none;
 
     return s->impl != NULL ? s->ops->trailers(s->impl) : &none;
+}
+
+void sp_ustream_describe(const struct sp_ustream *s, char *buf, size_t len)
+{
+    if (s->impl != NULL)
+        (void)s->ops->describe(s->impl, buf, len);
+    else
+        snprintf(buf, len, "-");
 }
 
 const struct sp_uconn_ops *sp_uconn_ops_for(enum sp_backend_proto proto)

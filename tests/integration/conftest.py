@@ -122,6 +122,19 @@ def testd(make_testd):
     return make_testd("testd-1")
 
 
+@pytest.fixture
+def make_quicgo(procs, tmp_path, certs):
+    """make_quicgo(backend_id="quicgo-1") -> backends.QuicGo (spooky-h3load server, quic-go)."""
+    return functools.partial(backends.start_quicgo, procs, tmp_path, certs)
+
+
+@pytest.fixture
+def h3load(tmp_path, procs):
+    """h3load(port, plan=[...], conns=, streams=, duration_s=, ...) -> clients.H3LoadResult
+    (spooky-h3load client on quic-go 0.29; fails, never skips, when it is not built)."""
+    return functools.partial(clients.h3load, tmp_path, group=procs)
+
+
 # --- clients ----------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -166,6 +179,32 @@ def make_spooky(procs, tmp_path, certs):
     for sp in reversed(started):
         try:
             sp.stop_and_check(timeout=5.0)
+        except AssertionError as e:
+            failures.append(str(e))
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.fixture
+def spooky_defaults(procs, tmp_path, certs):
+    """spooky_defaults(backends, workers=2, upstream_extra=None, extra=None) -> spooky.Spooky with
+    one upstream "app" routing "/" to `backends` and every other setting at spooky's DEFAULT
+    (spooky.config_with_defaults): what a new user runs. Stopped and checked like make_spooky."""
+    _require("spooky")
+    started = []
+
+    def start(backend_list, *, workers=2, upstream_extra=None, extra=None, name="spooky"):
+        port = spooky_mod.free_listener_port()
+        up = spooky_mod.upstream_with_defaults("app", backend_list, certs, extra=upstream_extra)
+        cfg = spooky_mod.config_with_defaults(port, certs, [up], workers=workers, extra=extra)
+        sp = spooky_mod.start_spooky(procs, tmp_path, cfg, name=name)
+        started.append(sp)
+        return sp
+
+    yield start
+    failures = []
+    for sp in reversed(started):
+        try:
+            sp.stop_and_check(timeout=10.0)
         except AssertionError as e:
             failures.append(str(e))
     assert not failures, "\n\n".join(failures)

@@ -239,6 +239,7 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_int_equal(c->timeouts.body_idle_ms, 60000);
     assert_int_equal(c->timeouts.request_ms, 0);
     assert_int_equal(c->timeouts.try_ms, 0);
+    assert_int_equal(c->timeouts.stall_warn_ms, 5000);
     assert_int_equal(c->limits.max_header_bytes, 65536);
     assert_int_equal(c->limits.max_headers, 100);
     assert_int_equal(c->limits.max_streams_per_connection, 100);
@@ -625,6 +626,8 @@ static const struct key_case valid_cases[] = {
     {.doc = {.top = "timeouts:\n  request_ms: 86400000"}},
     {.doc = {.top = "timeouts:\n  try_ms: 1"}},
     {.doc = {.top = "timeouts:\n  try_ms: 86400000"}},
+    {.doc = {.top = "timeouts:\n  stall_warn_ms: 0"}},
+    {.doc = {.upstream = "timeouts:\n  stall_warn_ms: 86400000"}},
     {.doc = {.upstream = "timeouts:\n  connect_ms: 1\n  response_ms: 1\n  body_idle_ms: 1\n"
                          "  request_ms: 0\n  try_ms: 1"}},
     {.doc = {.upstream = "timeouts:\n  connect_ms: 86400000\n  response_ms: 86400000\n"
@@ -835,6 +838,12 @@ static const struct key_case invalid_cases[] = {
      "request_ms",
      "timeouts.request_ms: must be between 0 and 86400000, got 86400001"},
     {{.top = "timeouts:\n  read_ms: 5"}, "read_ms", "timeouts.read_ms: unknown key"},
+    {{.top = "timeouts:\n  stall_warn_ms: 86400001"},
+     "stall_warn_ms",
+     "timeouts.stall_warn_ms: must be between 0 and 86400000, got 86400001"},
+    {{.upstream = "timeouts:\n  stall_warn_ms: -1"},
+     "stall_warn_ms",
+     "upstreams[0].timeouts.stall_warn_ms: expected an unsigned integer, got \"-1\""},
     {{.top = "timeouts:\n  try_ms: 0"},
      "try_ms",
      "timeouts.try_ms: must be between 1 and 86400000, got 0"},

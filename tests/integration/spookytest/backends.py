@@ -221,3 +221,27 @@ def dead_backend(backend_id="dead-1"):
     port = ports.free_udp_port()
     return {"id": backend_id, "address": f"127.0.0.1:{port}", "protocol": "h3", "weight": 1}
 
+
+
+# --- quic-go (spooky-h3load server) -----------------------------------------------------------
+
+class QuicGo(Backend):
+    """An HTTP/3 backend on quic-go 0.29 (another QUIC stack than ours): POST/PUT /echo echoes
+    the body, GET /size/N sends N bytes, any other path greets; x-backend-id on every answer."""
+    kind = "quic-go"
+
+
+def start_quicgo(group, work_dir, certs, backend_id="quicgo-1", timeout=10.0, port=None):
+    exe = binaries.find("spooky-h3load")
+    if exe is None:
+        raise AssertionError(f"spooky-h3load not built ({binaries.path_of('spooky-h3load')})")
+    if port is None:
+        port = ports.free_udp_port()
+    d = pathlib.Path(work_dir) / f"quicgo-{backend_id}"
+    d.mkdir(parents=True, exist_ok=True)
+    argv = [exe, "server", "-addr", f"127.0.0.1:{port}", "-cert", certs.cert, "-key", certs.key,
+            "-id", backend_id]
+    proc = group.start(backend_id, argv, cwd=d)
+    backend = QuicGo(backend_id, port, proc, d)
+    _wait_h3_ok(backend, "/", timeout)
+    return backend

@@ -1,5 +1,5 @@
 """Where the binaries under test live: <repo>/build/<name>, unless an environment variable
-names another path (SPOOKY_BIN, SPOOKY_TESTD, SPOOKY_TESTC, SPOOKY_BENCH)."""
+names another path (SPOOKY_BIN, SPOOKY_TESTD, SPOOKY_TESTC, SPOOKY_BENCH, SPOOKY_H3LOAD)."""
 
 import os
 import pathlib
@@ -9,7 +9,7 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 BUILD = REPO / "build"
 
 _ENV = {"spooky": "SPOOKY_BIN", "spooky-testd": "SPOOKY_TESTD", "spooky-testc": "SPOOKY_TESTC",
-        "spooky-bench": "SPOOKY_BENCH"}
+        "spooky-bench": "SPOOKY_BENCH", "spooky-h3load": "SPOOKY_H3LOAD"}
 
 
 def path_of(name):

@@ -339,3 +339,46 @@ def testc(work_dir, port, fields, *, n=1, parallel=1, body=None, trailers=(), ho
             reset=d.get("reset"), error=d.get("error"), body=d.get("body")))
     return TestcResult(returncode=proc.returncode, responses=responses,
                        stderr_path=stderr_path, elapsed_s=elapsed, argv=argv)
+
+
+# --- spooky-h3load client (quic-go 0.29) --------------------------------------------------------
+
+class H3LoadResult:
+    """What spooky-h3load client printed: requests, ok, failed, stalled (not complete within
+    -timeout), mismatch (a body that differs from what was expected), errors {kind: count},
+    statuses {code: count}, p50_ms, p99_ms, max_ms, seconds."""
+
+    def __init__(self, data, argv, stderr_path):
+        self.__dict__.update(data)
+        self.argv = argv
+        self.stderr_path = stderr_path
+
+    def __repr__(self):
+        return (f"<h3load requests={self.requests} ok={self.ok} failed={self.failed} "
+                f"stalled={self.stalled} errors={self.errors} max_ms={self.max_ms}>")
+
+
+def h3load(work_dir, port, *, plan, conns=4, streams=4, duration_s=10, max_requests=0,
+           timeout_s=10, host="127.0.0.1", group=None):
+    """Runs spooky-h3load client: `conns` connections x `streams` concurrent request loops for
+    `duration_s` (or `max_requests`), cycling through `plan` (["POST:/echo:65536", ...]), each
+    request a stall after `timeout_s`. Returns H3LoadResult; raises AssertionError when the
+    binary is missing or does not finish in a bounded time."""
+    exe = binaries.find("spooky-h3load")
+    if exe is None:
+        raise AssertionError(f"spooky-h3load not built ({binaries.path_of('spooky-h3load')})")
+    argv = [str(exe), "client", "-url", f"https://{host}:{port}", "-c", str(conns),
+            "-m", str(streams), "-duration", f"{duration_s}s", "-n", str(max_requests),
+            "-timeout", f"{timeout_s}s", "-plan", ",".join(plan)]
+    run_dir = pathlib.Path(tempfile.mkdtemp(prefix="h3load-", dir=work_dir))
+    stderr_path = run_dir / "h3load.stderr"
+    if group is not None:
+        group.note_log("spooky-h3load", stderr_path)
+    with open(stderr_path, "wb") as err:
+        err.write(("# " + " ".join(argv) + "\n").encode())
+        err.flush()
+        out = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                             timeout=duration_s + timeout_s + 30, check=False)
+    if out.returncode != 0:
+        raise AssertionError(f"spooky-h3load exited {out.returncode}; see {stderr_path}")
+    return H3LoadResult(json.loads(out.stdout), argv, stderr_path)

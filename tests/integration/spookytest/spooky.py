@@ -86,6 +86,25 @@ def upstream(name, backends, certs, *, routes=None, strategy="round_robin", pool
     }
 
 
+def upstream_with_defaults(name, backends, certs, *, routes=None, extra=None):
+    """An upstream as a new user writes it: routes, backends and the CA to verify them with;
+    every other key (strategy, pool, timeouts, health, retries) left at spooky's defaults."""
+    entries = [b if isinstance(b, dict) else b.spooky_backend() for b in backends]
+    up = {"name": name, "routes": routes if routes is not None else [{"path_prefix": "/"}],
+          "backends": entries, "tls": {"ca_file": str(certs.ca), "server_name": "localhost"}}
+    return deep_merge(up, extra)
+
+
+def config_with_defaults(port, certs, upstreams, *, workers=2, extra=None):
+    """A whole config with spooky's defaults for everything but the listener, the upstreams and
+    the worker count (2: behaviour that is per worker shows)."""
+    cfg = {"workers": workers,
+           "listeners": [{"address": "127.0.0.1", "port": port, "cert": str(certs.cert),
+                          "key": str(certs.key)}],
+           "upstreams": upstreams}
+    return deep_merge(cfg, extra)
+
+
 def config(port, certs, upstreams, *, timeouts=None, limits=None, log_level="info", extra=None):
     cfg = {
         "workers": 1,
