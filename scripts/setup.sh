@@ -9,7 +9,7 @@ PKGS=(
     libev-dev libnghttp2-dev libhttp-parser-dev libcyaml-dev liburcu-dev
     libmicrohttpd-dev libjansson-dev libcmocka-dev
     ngtcp2-client ngtcp2-server caddy nginx-light nghttp2-server nghttp2-client
-    python3 python3-pytest golang-go golang-github-lucas-clemente-quic-go-dev
+    python3 python3-pytest golang-go golang-github-lucas-clemente-quic-go-dev nftables iproute2
 )
 
 missing=()

@@ -477,6 +477,8 @@ static void build_upstream(struct sp_upstream_conf *u, const struct sp_raw_upstr
     u->pool.max_streams_per_connection = OR_DEFAULT(pool->max_streams_per_connection, 100u);
     u->pool.max_queue = OR_DEFAULT(pool->max_queue, 1024u);
     u->pool.idle_timeout_ms = OR_DEFAULT(pool->idle_timeout_ms, 60000);
+    u->pool.keepalive_ms = OR_DEFAULT(pool->keepalive_ms, 5000);
+    u->pool.dead_after_ms = OR_DEFAULT(pool->dead_after_ms, 1000);
     build_upstream_timeouts(&u->timeouts, global, raw->timeouts);
 }
 

@@ -101,6 +101,11 @@ struct sp_pool_conf {
     unsigned max_queue;                   /* default 1024 requests waiting for a stream, per
                                              worker and upstream; beyond it: 503 */
     uint64_t idle_timeout_ms;             /* default 60000: idle pooled connection reaped */
+    uint64_t keepalive_ms;  /* default 5000, 0 = off: a pooled connection silent this long is
+                               probed (QUIC PING, TCP keep-alive) so a dead one is found first */
+    uint64_t dead_after_ms; /* default 1000, 0 = off: a connection owing us an acknowledgement
+                               (QUIC: max(3 PTO, this); TCP: TCP_USER_TIMEOUT) for this long is
+                               declared dead and its requests fail over */
 };
 
 /* Passive health: the backend's state from the outcomes of real requests (per worker). */

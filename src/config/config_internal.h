@@ -86,6 +86,8 @@ struct sp_raw_pool {
     unsigned *max_streams_per_connection;
     unsigned *max_queue;
     uint64_t *idle_timeout_ms;
+    uint64_t *keepalive_ms;
+    uint64_t *dead_after_ms;
 };
 
 /* Which names fit a source, and whether prefixes are allowed, is checked by the tree walk. */

@@ -166,6 +166,8 @@ static const cyaml_schema_field_t pool_fields[] = {
                          max_streams_per_connection),
     CYAML_FIELD_UINT_PTR("max_queue", OPT, struct sp_raw_pool, max_queue),
     CYAML_FIELD_UINT_PTR("idle_timeout_ms", OPT, struct sp_raw_pool, idle_timeout_ms),
+    CYAML_FIELD_UINT_PTR("keepalive_ms", OPT, struct sp_raw_pool, keepalive_ms),
+    CYAML_FIELD_UINT_PTR("dead_after_ms", OPT, struct sp_raw_pool, dead_after_ms),
     CYAML_FIELD_END,
 };
 

@@ -144,6 +144,8 @@ static const struct spec pool_fields[] = {
     UINT_KEY("max_streams_per_connection", 1, 10000),
     UINT_KEY("max_queue", 0, 1000000),
     UINT_KEY("idle_timeout_ms", 1, MAX_TIMEOUT_MS),
+    UINT_KEY("keepalive_ms", 0, MAX_TIMEOUT_MS),
+    UINT_KEY("dead_after_ms", 0, MAX_TIMEOUT_MS),
     {.key = NULL},
 };
 

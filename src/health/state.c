@@ -28,7 +28,7 @@ struct sp_health {
 static const char *const state_names[SP_HEALTH_STATE_COUNT] = {"healthy", "degraded", "unhealthy",
                                                                "recovering"};
 static const char *const event_names[SP_HEALTH_EVENT_COUNT] = {
-    "probe_ok", "probe_fail", "ok", "timeout", "reset", "connect_fail", "5xx", "tick"};
+    "probe_ok", "probe_fail", "ok", "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost"};
 
 void sp_health_conf_default(struct sp_health_conf *conf)
 {
@@ -136,6 +136,7 @@ static bool is_failure(enum sp_health_event ev)
     case SP_HEALTH_EV_RESET:
     case SP_HEALTH_EV_CONNECT_FAIL:
     case SP_HEALTH_EV_5XX:
+    case SP_HEALTH_EV_CONN_LOST:
         return true;
     case SP_HEALTH_EV_PROBE_OK:
     case SP_HEALTH_EV_OK:
@@ -171,6 +172,7 @@ static void count_event(struct sp_health *h, enum sp_health_event ev, sp_time_t 
     case SP_HEALTH_EV_TIMEOUT:
     case SP_HEALTH_EV_RESET:
     case SP_HEALTH_EV_CONNECT_FAIL:
+    case SP_HEALTH_EV_CONN_LOST:
         count_passive(h, false, false, now);
         break;
     case SP_HEALTH_EV_5XX:
@@ -258,6 +260,15 @@ static enum sp_health_state step_unhealthy(struct sp_health *h, enum sp_health_e
         }
         return SP_HEALTH_UNHEALTHY;
     }
+    if (ev == SP_HEALTH_EV_CONN_LOST) {
+        /* The transport still finds it gone: that was the readmission attempt, if one was
+         * due; the next waits longer. */
+        if (now >= h->next_probe_at) {
+            attempt_failed(h);
+            h->next_probe_at = recovery_at(h, now, rnd);
+        }
+        return SP_HEALTH_UNHEALTHY;
+    }
     *reason = "ejection_elapsed";
     return now >= h->next_probe_at ? SP_HEALTH_RECOVERING : SP_HEALTH_UNHEALTHY;
 }
@@ -271,10 +282,17 @@ static bool health_step(struct sp_health *h, enum sp_health_event ev, sp_time_t 
     count_event(h, ev, now);
     switch (h->state) {
     case SP_HEALTH_HEALTHY:
-        if (is_failure(ev))
-            to = judge(h, now, &reason);
-        break;
     case SP_HEALTH_DEGRADED:
+        if (ev == SP_HEALTH_EV_CONN_LOST && h->conf.eject_failures > 0) {
+            to = SP_HEALTH_UNHEALTHY;
+            reason = "connection_lost";
+            break;
+        }
+        if (h->state == SP_HEALTH_HEALTHY) {
+            if (is_failure(ev))
+                to = judge(h, now, &reason);
+            break;
+        }
         if (is_failure(ev) && judge(h, now, &reason) == SP_HEALTH_UNHEALTHY)
             to = SP_HEALTH_UNHEALTHY;
         else if (!is_failure(ev) && h->successes >= h->conf.heal_successes &&

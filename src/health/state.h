@@ -1,9 +1,9 @@
 /* state.h: the per-backend health state machine (issue 5, DESIGN.md §5).
  *
  *   HEALTHY    --a failure meets a degrade threshold-->                         DEGRADED
- *   HEALTHY    --a failure meets an eject threshold-->                          UNHEALTHY
+ *   HEALTHY    --a failure meets an eject threshold, or the connection is lost--> UNHEALTHY
  *   DEGRADED   --heal_successes consecutive successes, no threshold still met--> HEALTHY
- *   DEGRADED   --a failure meets an eject threshold-->                          UNHEALTHY
+ *   DEGRADED   --a failure meets an eject threshold, or the connection is lost--> UNHEALTHY
  *   UNHEALTHY  --a probe succeeds (active), or the ejection time passed
  *                (passive-only, seen by the next event or SP_HEALTH_EV_TICK)--> RECOVERING
  *   RECOVERING --rise consecutive successes-->                                  HEALTHY
@@ -52,8 +52,11 @@ enum sp_health_event {
     SP_HEALTH_EV_CONNECT_FAIL = 5, /* passive: connect or handshake failed */
     SP_HEALTH_EV_5XX = 6,          /* passive: a 5xx response */
     SP_HEALTH_EV_TICK = 7,         /* time passed: send at sp_health_next_probe_at when passive */
+    SP_HEALTH_EV_CONN_LOST = 8,    /* passive: the transport says the backend is gone (ICMP
+                                      unreachable, no ACK progress, connection refused): eject
+                                      now, unless passive ejection is off (eject_failures 0) */
 };
-#define SP_HEALTH_EVENT_COUNT 8
+#define SP_HEALTH_EVENT_COUNT 9
 
 /* Sentinel of sp_health_next_probe_at: nothing is scheduled. */
 #define SP_HEALTH_NEVER UINT64_MAX
@@ -82,7 +85,8 @@ struct sp_health_transition {
     enum sp_health_state to;
     const char *reason; /* static: "initial", "consecutive_failures", "consecutive_5xx",
                            "probe_failures", "probe_failed", "failure_rate", "successes",
-                           "probe_ok", "ejection_elapsed", "recovery_failed", "recovered" */
+                           "probe_ok", "ejection_elapsed", "recovery_failed", "recovered",
+                           "connection_lost" */
     sp_time_t at;       /* now of the event that caused it */
 };
 
@@ -154,7 +158,8 @@ const struct sp_health_stats *sp_health_stats(const struct sp_health *h);
 bool sp_health_panic(const struct sp_health *const *all, size_t n, unsigned panic_threshold_pct);
 
 /* Returns "healthy", "degraded", "unhealthy", "recovering" / "probe_ok", "probe_fail", "ok",
- * "timeout", "reset", "connect_fail", "5xx", "tick"; "unknown" outside the enums. Static. */
+ * "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost"; "unknown" outside the enums.
+ * Static. */
 const char *sp_health_state_name(enum sp_health_state s);
 const char *sp_health_event_name(enum sp_health_event ev);
 

@@ -36,6 +36,7 @@ struct sp_h3_stream {
     bool peer_ended;      /* the peer's side finished cleanly */
     bool fin_handed;      /* read_data told nghttp3 the body ended (END_STREAM follows) */
     bool fin_written;     /* ngtcp2 took the stream's FIN */
+    bool sent_any;        /* ngtcp2 took some of the stream's bytes (the peer may have them) */
     uint64_t ack_held;    /* acknowledged bytes not yet passed to nghttp3 (see on_acked) */
     uint64_t in_data;     /* body bytes delivered to the user (on_data) */
     uint64_t in_credited; /* of those, credit returned (sp_h3_stream_consume) */
@@ -51,6 +52,7 @@ struct sp_h3_conn {
     void *ctx;                           /* borrowed */
     struct sp_h3_limits lim;
     struct sp_h3_stream *streams; /* owned list */
+    struct sp_h3_stream *last_tx; /* borrowed: the stream on_written saw last (a lookup cache) */
     size_t nstreams;
     bool goaway;                    /* no new requests (sent or received GOAWAY) */
     bool read_blocked;              /* a read_data call ran out of body bytes (see pull) */
@@ -101,6 +103,8 @@ static void stream_free(struct sp_h3_stream *s)
     if (s->next != NULL)
         s->next->prev = s->prev;
     c->nstreams--;
+    if (c->last_tx == s)
+        c->last_tx = NULL;
     /* ngtcp2 hands this pointer to on_acked: never leave it dangling. Fails only for a stream
      * ngtcp2 already forgot, which then calls nothing more. */
     if (c->qc.conn != NULL && s->id >= 0)
@@ -405,16 +409,34 @@ static int cb_reset_stream(nghttp3_conn *h3, int64_t stream_id, uint64_t app_err
     return 0;
 }
 
+static struct sp_h3_stream *first_at_or_above(struct sp_h3_conn *c, int64_t id)
+{
+    for (struct sp_h3_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->id >= id)
+            return s;
+    }
+    return NULL;
+}
+
 static int cb_shutdown(nghttp3_conn *h3, int64_t id, void *conn_user_data)
 {
     struct sp_h3_conn *c = h3_user(conn_user_data);
+    struct sp_h3_stream *s;
 
-    (void)h3;
-    (void)id;
     /* RFC 9114 §5.2: the peer is going away; open no new requests here. */
     c->goaway = true;
-    if (!c->server && c->cops->on_goaway != NULL)
+    if (c->server)
+        return 0;
+    if (c->cops->on_goaway != NULL)
         c->cops->on_goaway(c, c->ctx);
+    /* The server will not process our requests on streams at or above its GOAWAY's id: they may
+     * go elsewhere whatever their method. End them now as rejected (nghttp3 0.8 leaves them
+     * open), from the first one each time since a user's on_close may end others. */
+    while ((s = first_at_or_above(c, id)) != NULL) {
+        (void)nghttp3_conn_set_stream_user_data(h3, s->id, NULL);
+        sp_quic_conn_shutdown_stream(&c->qc, s->id, SP_H3_REQUEST_CANCELLED);
+        stream_finish(s, SP_H3_REQUEST_REJECTED);
+    }
     return 0;
 }
 
@@ -709,11 +731,17 @@ static int on_written(struct sp_quic_conn *qc, int64_t stream_id, size_t len, bo
     rv = nghttp3_conn_add_write_offset(c->h3, stream_id, len);
     if (rv != 0)
         return h3_error(c, rv, "add_write_offset");
-    if (fin && ngtcp2_is_bidi_stream(stream_id)) {
-        struct sp_h3_stream *s = find_stream(c, stream_id);
+    if (ngtcp2_is_bidi_stream(stream_id) && (len > 0 || fin)) {
+        /* Streams are written in runs: the cache makes this lookup a compare. */
+        struct sp_h3_stream *s = c->last_tx != NULL && c->last_tx->id == stream_id
+                                     ? c->last_tx
+                                     : find_stream(c, stream_id);
 
-        if (s != NULL)
-            s->fin_written = true; /* on_acked may pass its held byte on now */
+        c->last_tx = s;
+        if (s != NULL) {
+            s->sent_any = true;
+            s->fin_written = s->fin_written || fin; /* on_acked may pass its held byte on */
+        }
     }
     return 0;
 }
@@ -1025,6 +1053,11 @@ const struct sp_fields *sp_h3_stream_trailers(const struct sp_h3_stream *s)
 uint64_t sp_h3_stream_unacked(const struct sp_h3_stream *s)
 {
     return sp_bodybuf_held(&s->out);
+}
+
+bool sp_h3_stream_sent_any(const struct sp_h3_stream *s)
+{
+    return s->sent_any;
 }
 
 unsigned sp_h3_stream_status(const struct sp_h3_stream *s)

@@ -170,6 +170,10 @@ uint64_t sp_h3_ack_filter(struct sp_h3_ack_hold *h, uint64_t len);
  * into buf (for stall diagnostics). Returns what snprintf returns. */
 int sp_h3_stream_describe(const struct sp_h3_stream *s, char *buf, size_t len);
 
+/* True once some of the stream's bytes went to the network: before that, the peer cannot have
+ * seen the request (a request that never left may go elsewhere whatever its method). */
+bool sp_h3_stream_sent_any(const struct sp_h3_stream *s);
+
 /* Client: the response status (0 before on_headers). */
 unsigned sp_h3_stream_status(const struct sp_h3_stream *s);
 

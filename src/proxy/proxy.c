@@ -82,7 +82,8 @@ static enum sp_err_class class_of(const char *cause)
 {
     if (strcmp(cause, "connect") == 0 || strcmp(cause, "handshake") == 0)
         return SP_ERR_BACKEND_CONNECT;
-    if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0)
+    if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0 ||
+        strcmp(cause, "conn_lost") == 0)
         return SP_ERR_BACKEND_PROTOCOL;
     if (strcmp(cause, "timeout") == 0 || strcmp(cause, "backend_body_timeout") == 0 ||
         strcmp(cause, "request_timeout") == 0 || strcmp(cause, "try_timeout") == 0)
@@ -265,6 +266,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
         return;
     }
     r->counted = true;
+    r->conn_serial = sp_pool_conn_serial(c);
     r->submit_ns = sp_time_now();
     ev_timer_again(r->px->loop, &r->idle); /* the request is with a backend: bodies may stall */
     if (try_ms > 0) {
@@ -336,7 +338,32 @@ static bool other_backend_available(const struct req *r)
     return false;
 }
 
-static bool retry(struct req *r, const char *cause, bool never_processed)
+/* Charges the retry budget for one retry of r. A connection that dies is one event, not one per
+ * request it carried: the first of its requests to retry takes the budget's decision for all of
+ * them (conn_death names the connection; 0 = not a connection's death), so a connection carrying
+ * 50 GETs retries all 50 or none. Returns false (and logs) when the budget refuses. */
+static bool charge_budget(struct req *r, struct upstream_rt *u, const char *cause,
+                          uint64_t conn_death)
+{
+    bool ok;
+
+    if (conn_death != 0 && conn_death == u->death_serial) {
+        ok = u->death_granted;
+    } else {
+        ok = sp_budget_try_retry(&u->budget);
+        r->retrying = ok;
+        if (conn_death != 0) {
+            u->death_serial = conn_death;
+            u->death_granted = ok;
+        }
+    }
+    if (!ok)
+        SP_LOG_WARN_LIMITED("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
+                            r->request_id, cause);
+    return ok;
+}
+
+static bool retry(struct req *r, const char *cause, bool never_processed, uint64_t conn_death)
 {
     struct upstream_rt *u = &r->px->ups[r->up];
     const struct sp_retry_conf *rc = &u->conf->retries;
@@ -356,14 +383,8 @@ static bool retry(struct req *r, const char *cause, bool never_processed)
         return false;
     /* The budget stops retries from multiplying load on struggling backends; a request no
      * backend processed added no load, so its retry is not counted against it. */
-    if (!never_processed) {
-        if (!sp_budget_try_retry(&u->budget)) {
-            SP_LOG_WARN("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
-                        r->request_id, cause);
-            return false;
-        }
-        r->retrying = true;
-    }
+    if (!never_processed && !charge_budget(r, u, cause, conn_death))
+        return false;
     r->avoid_be = elsewhere ? r->be : -1;
     detach_upstream(r);
     delay = sp_backoff_delay(rc->backoff_ms * SP_MS, rc->max_backoff_ms * SP_MS, r->tries,
@@ -386,7 +407,7 @@ static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
         return;
     }
     /* The request never left spooky: safe to try another backend whatever the method. */
-    if (retry(r, cause, true))
+    if (retry(r, cause, true, 0))
         return;
     fail_request(r, 502, cause);
 }
@@ -679,12 +700,15 @@ static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error 
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
     }
     if (!r->resp_done) {
-        const char *cause = err == SP_USTREAM_PROTOCOL ? "protocol" : "reset";
+        const char *cause = err == SP_USTREAM_PROTOCOL    ? "protocol"
+                            : err == SP_USTREAM_CONN_LOST ? "conn_lost"
+                                                          : "reset";
 
         /* REFUSED: the backend did not process it (H3_REQUEST_REJECTED, REFUSED_STREAM, above
-         * GOAWAY) and is not to blame; anything else counts against it. */
+         * GOAWAY, never sent) and is not to blame; anything else counts against it. */
         end_try(r, err == SP_USTREAM_REFUSED ? SP_ERR_INTERNAL : class_of(cause));
-        if (retry(r, cause, err == SP_USTREAM_REFUSED))
+        if (retry(r, cause, err == SP_USTREAM_REFUSED,
+                  err == SP_USTREAM_CONN_LOST ? r->conn_serial : 0))
             return;
         fail_request(r, 502, cause);
         return;
@@ -724,7 +748,7 @@ static void on_try_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         return; /* nobody to answer, or the response is already on its way */
     report_latency(r, false);
     end_try(r, SP_ERR_BACKEND_TIMEOUT);
-    if (retry(r, "try_timeout", false))
+    if (retry(r, "try_timeout", false, 0))
         return;
     fail_request(r, 504, "try_timeout");
 }

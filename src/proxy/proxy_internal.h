@@ -32,6 +32,8 @@ struct upstream_rt {
     const char **ids;                    /* owned array of borrowed backend ids */
     struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
     struct sp_budget budget;             /* retries in flight vs requests in flight */
+    uint64_t death_serial; /* the last dead connection a retry was charged for (charge_budget) */
+    bool death_granted;    /* and whether the budget let its requests retry */
 };
 
 struct sp_proxy {
@@ -65,6 +67,7 @@ struct req {
     char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
     struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */
     sp_time_t submit_ns;             /* when the current try was sent to the backend */
+    uint64_t conn_serial;            /* the pooled connection of the current try */
     ev_timer backoff;                /* delay before a retry */
     ev_timer idle;                   /* body_idle_ms: no body byte moved either way */
     ev_timer total;                  /* request_ms: the whole request */

@@ -155,6 +155,18 @@ static int on_extend_max_streams(ngtcp2_conn *conn, uint64_t max_streams, void *
     return app_rv(qc->app->on_extend_max_streams_bidi(qc, max_streams));
 }
 
+static int on_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+                              void *user_data)
+{
+    struct sp_quic_conn *qc = from_user(user_data);
+
+    (void)conn;
+    (void)sr;
+    /* RFC 9000 §10.3: the peer lost this connection's state (restarted); ngtcp2 drains next. */
+    qc->stateless_reset = true;
+    return 0;
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
 {
     memset(cb, 0, sizeof(*cb));
@@ -185,6 +197,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
     cb->stream_reset = on_stream_reset;
     cb->stream_stop_sending = on_stop_sending;
     cb->extend_max_stream_data = on_extend_max_stream_data;
+    cb->recv_stateless_reset = on_stateless_reset;
 }
 
 static void fill_params(ngtcp2_transport_params *tp, const struct sp_quic_conn_params *p)
@@ -303,6 +316,8 @@ int sp_quic_conn_init_client(struct sp_quic_conn *qc, struct ev_loop *loop,
     }
     qc->tls = tls;
     ngtcp2_conn_set_tls_native_handle(qc->conn, tls);
+    qc->keepalive_ns = params->keepalive_ns;
+    ngtcp2_conn_set_keep_alive_timeout(qc->conn, qc->keepalive_ns);
     return 0;
 }
 
@@ -537,6 +552,11 @@ static void write_now(struct sp_quic_conn *qc)
         return;
     }
     qc->in_write = true;
+    if (qc->ping_pending && qc->state == SP_QUIC_CONN_ESTABLISHED) {
+        /* ngtcp2 0.12 has no PING call: an expired keep-alive makes the next packet
+         * ack-eliciting (a PING if nothing else is), and sending restarts the keep-alive. */
+        ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
+    }
     do {
         qc->write_again = false;
         if (write_loop(qc) != 0) {
@@ -545,6 +565,11 @@ static void write_now(struct sp_quic_conn *qc)
             return;
         }
     } while (qc->write_again && qc->state != SP_QUIC_CONN_CLOSED);
+    if (qc->ping_pending) {
+        qc->ping_pending = false;
+        if (qc->state != SP_QUIC_CONN_CLOSED)
+            ngtcp2_conn_set_keep_alive_timeout(qc->conn, qc->keepalive_ns);
+    }
     qc->in_write = false;
     if (qc->state != SP_QUIC_CONN_CLOSED)
         rearm_timer(qc);
@@ -597,7 +622,7 @@ int sp_quic_conn_read(struct sp_quic_conn *qc, const struct sockaddr *remote, so
     }
     switch (rv) {
     case NGTCP2_ERR_DRAINING:
-        conn_closed(qc, "peer_closed");
+        conn_closed(qc, qc->stateless_reset ? "stateless_reset" : "peer_closed");
         break;
     case NGTCP2_ERR_DROP_CONN:
         conn_closed(qc, "dropped");
@@ -647,6 +672,33 @@ void sp_quic_conn_shutdown_stream(struct sp_quic_conn *qc, int64_t stream_id,
 ngtcp2_connection_close_error *sp_quic_conn_last_error(struct sp_quic_conn *qc)
 {
     return &qc->last_error;
+}
+
+void sp_quic_conn_ping(struct sp_quic_conn *qc)
+{
+    qc->ping_pending = true;
+    sp_quic_conn_write(qc);
+}
+
+bool sp_quic_conn_unresponsive(struct sp_quic_conn *qc, sp_time_t now, sp_time_t floor_ns)
+{
+    ngtcp2_conn_stat st;
+    sp_time_t pto, limit;
+
+    if (qc->state != SP_QUIC_CONN_ESTABLISHED)
+        return false;
+    ngtcp2_conn_get_conn_stat(qc->conn, &st);
+    if (st.pto_count == 0) {
+        /* No probe timeout fired since the last acknowledgement of new data: progressing. */
+        qc->unacked_since = 0;
+        return false;
+    }
+    pto = ngtcp2_conn_get_pto(qc->conn);
+    /* A probe timeout fired, so the data has been unacknowledged for at least one PTO. */
+    if (qc->unacked_since == 0)
+        qc->unacked_since = now > pto ? now - pto : 1;
+    limit = SP_MAX(3 * pto, floor_ns);
+    return now - qc->unacked_since >= limit;
 }
 
 sp_time_t sp_quic_conn_rtt_ns(const struct sp_quic_conn *qc)

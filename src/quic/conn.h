@@ -93,12 +93,16 @@ struct sp_quic_conn {
     enum sp_quic_conn_state state;
     ngtcp2_connection_close_error last_error; /* what we send in CONNECTION_CLOSE */
     bool is_server;
-    bool in_write;          /* re-entrancy guard for sp_quic_conn_write */
-    bool in_read;           /* inside ngtcp2_conn_read_pkt */
-    bool write_scheduled;   /* a deferred flush is queued on defer */
-    bool write_again;       /* a write was requested during a read or write */
-    sp_time_t created_ns;   /* when the conn object was created */
-    sp_time_t handshake_ns; /* handshake duration, 0 until complete */
+    bool in_write;           /* re-entrancy guard for sp_quic_conn_write */
+    bool in_read;            /* inside ngtcp2_conn_read_pkt */
+    bool write_scheduled;    /* a deferred flush is queued on defer */
+    bool write_again;        /* a write was requested during a read or write */
+    bool ping_pending;       /* sp_quic_conn_ping: the next write sends an ack-eliciting packet */
+    bool stateless_reset;    /* the peer answered with a stateless reset (RFC 9000 §10.3) */
+    sp_time_t keepalive_ns;  /* ngtcp2 keep-alive timeout; 0 = off */
+    sp_time_t unacked_since; /* sp_quic_conn_unresponsive: since when no ACK made progress */
+    sp_time_t created_ns;    /* when the conn object was created */
+    sp_time_t handshake_ns;  /* handshake duration, 0 until complete */
     /* Set by a server owner: a connection ID was issued (add) or retired; keeps the CID map in
      * step. Returns 0 or -ENOMEM. NULL for client connections. */
     int (*on_cid)(struct sp_quic_conn *qc, const ngtcp2_cid *cid, bool add);
@@ -115,6 +119,7 @@ struct sp_quic_conn_params {
     uint64_t max_streams_bidi;        /* peer-initiated bidi streams we allow */
     uint64_t idle_timeout_ns;         /* QUIC max_idle_timeout */
     uint64_t handshake_timeout_ns;    /* 0 = ngtcp2 default */
+    uint64_t keepalive_ns;            /* a PING after this long without packets; 0 = off */
 };
 
 /* Creates a server connection for an accepted Initial (hd from ngtcp2_accept). scid is our new
@@ -157,6 +162,15 @@ void sp_quic_conn_consume(struct sp_quic_conn *qc, int64_t stream_id, uint64_t l
 /* Shuts both directions of a stream with app_error_code (RESET_STREAM + STOP_SENDING). */
 void sp_quic_conn_shutdown_stream(struct sp_quic_conn *qc, int64_t stream_id,
                                   uint64_t app_error_code);
+
+/* Sends an ack-eliciting packet (a PING unless data goes anyway) on the next write, so that a
+ * live peer answers with an ACK. */
+void sp_quic_conn_ping(struct sp_quic_conn *qc);
+
+/* Liveness: true when sent data has gone unacknowledged (RFC 9002 loss detection keeps probing)
+ * for at least max(3 PTO, floor_ns) at now: the peer is gone or unreachable. Call it
+ * periodically (it remembers since when no ACK made progress); false before the handshake. */
+bool sp_quic_conn_unresponsive(struct sp_quic_conn *qc, sp_time_t now, sp_time_t floor_ns);
 
 /* Returns the smoothed RTT (RFC 9002 §5.3) of qc, or 0 before the handshake completed. */
 sp_time_t sp_quic_conn_rtt_ns(const struct sp_quic_conn *qc);

@@ -317,7 +317,7 @@ static void on_read_error(struct h1_conn *c, ssize_t err)
 {
     enum sp_ustream_error e = err == -ECONNRESET ? SP_USTREAM_RESET : SP_USTREAM_CONN_LOST;
 
-    conn_fail(c, err == -ECONNRESET ? "peer_reset" : "io_error", lost_error(c, e));
+    conn_fail(c, sp_tcp_error_reason(err), lost_error(c, e));
 }
 
 static void read_pass(struct h1_conn *c)
@@ -466,7 +466,7 @@ static void write_failed(struct h1_conn *c, int err)
     enum sp_ustream_error e = err == -ECONNRESET ? SP_USTREAM_RESET : SP_USTREAM_CONN_LOST;
 
     /* e.g. EPIPE on a connection the backend had closed while it idled */
-    conn_fail(c, "io_error", lost_error(c, e));
+    conn_fail(c, sp_tcp_error_reason(err), lost_error(c, e));
 }
 
 static void flush(struct h1_conn *c)
@@ -671,6 +671,8 @@ static int c_open(const struct sp_uconn_params *p, void **ret_impl)
         .tls = p->backend->tls ? p->tls : NULL,
         .verify_name = p->verify_name,
         .alpn = "http/1.1",
+        .keepalive_ns = p->pool->keepalive_ms * SP_MS,
+        .user_timeout_ns = p->pool->dead_after_ms * SP_MS,
         .events = &tcp_events,
         .ctx = c,
     };

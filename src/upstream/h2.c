@@ -160,7 +160,7 @@ static void flush_now(struct uh2_conn *c)
         }
     }
     if (rv != 0 && rv != -EAGAIN) {
-        conn_down(c, rv == -EPROTO ? "protocol_error" : "io_error");
+        conn_down(c, rv == -EPROTO ? "protocol_error" : sp_tcp_error_reason(rv));
         return;
     }
     if (more)
@@ -433,7 +433,7 @@ static void on_readable(void *ctx)
             /* What the batch brought (a GOAWAY before the close, say) reaches the owner first. */
             notify_owner(c);
             conn_down(c, !c->ready   ? "handshake"
-                         : n < 0     ? "io_error"
+                         : n < 0     ? sp_tcp_error_reason(n)
                          : c->goaway ? "goaway"
                                      : "peer_closed");
             return;
@@ -510,6 +510,8 @@ static int c_open(const struct sp_uconn_params *p, void **ret_impl)
         .tls = p->backend->tls ? p->tls : NULL, /* h2: TLS + ALPN h2; h2c: prior knowledge */
         .verify_name = p->verify_name,
         .alpn = "h2",
+        .keepalive_ns = p->pool->keepalive_ms * SP_MS,
+        .user_timeout_ns = p->pool->dead_after_ms * SP_MS,
         .events = &tcp_events,
         .ctx = c,
     };

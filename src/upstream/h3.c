@@ -6,11 +6,15 @@
 #include "upstream/upstream.h"
 
 #include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define RX_BUDGET 64
+/* Liveness checks per dead_after period (the detection lag is at most one tick). */
+#define LIVENESS_TICKS 4
 
 struct uh3_conn {
     struct sp_h3_conn *h3;            /* owned */
@@ -19,6 +23,9 @@ struct uh3_conn {
     struct ev_loop *loop;             /* borrowed */
     const struct sp_uconn_events *ev; /* borrowed */
     void *ctx;                        /* borrowed */
+    ev_timer live;                    /* liveness checks while ready (pool.dead_after_ms) */
+    sp_time_t dead_after_ns;          /* pool.dead_after_ms; 0 = no liveness checks */
+    sp_time_t last_rx_ns;             /* when the last datagram arrived */
     bool ready;
 };
 
@@ -74,7 +81,9 @@ static void a_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
     enum sp_ustream_error err = SP_USTREAM_OK;
 
     if (app_error == SP_H3_REQUEST_REJECTED)
-        err = SP_USTREAM_REFUSED; /* RFC 9114 §8.1: not processed, safe to retry */
+        err = SP_USTREAM_REFUSED; /* RFC 9114 §8.1, §5.2: not processed, safe to retry */
+    else if (app_error != 0 && !sp_h3_stream_sent_any(s))
+        err = SP_USTREAM_REFUSED; /* no byte of it ever left: the backend never saw it */
     else if (app_error != 0)
         err = qc->state == SP_QUIC_CONN_CLOSED ? SP_USTREAM_CONN_LOST : SP_USTREAM_RESET;
     us->impl = NULL;
@@ -144,12 +153,38 @@ static const struct sp_ustream_ops stream_ops = {
 
 /* ---- connection events -------------------------------------------------------------------- */
 
+/* Liveness (DESIGN §5: failures are found by the transport, not by request timeouts): a
+ * connection whose sent data stays unacknowledged past max(3 PTO, dead_after) is dead; one that
+ * carries requests but has heard nothing for half of dead_after is PINGed, so that a backend
+ * that vanished while computing a response is noticed too. */
+static void on_live(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct uh3_conn *u = SP_CONTAINER_OF(w, struct uh3_conn, live);
+    struct sp_quic_conn *qc = sp_h3_conn_quic(u->h3);
+    sp_time_t now = sp_time_now();
+
+    (void)loop;
+    (void)revents;
+    if (sp_quic_conn_unresponsive(qc, now, u->dead_after_ns)) {
+        sp_quic_conn_close(qc, SP_H3_NO_ERROR, "unresponsive");
+        return;
+    }
+    if (sp_h3_conn_active_streams(u->h3) > 0 && now - u->last_rx_ns >= u->dead_after_ns / 2)
+        sp_quic_conn_ping(qc);
+}
+
 static void on_ready(struct sp_h3_conn *c, void *ctx)
 {
     struct uh3_conn *u = ctx;
 
     (void)c;
     u->ready = true;
+    if (u->dead_after_ns > 0) {
+        double tick = (double)u->dead_after_ns / LIVENESS_TICKS / (double)SP_SEC;
+
+        ev_timer_init(&u->live, on_live, tick, tick);
+        ev_timer_start(u->loop, &u->live);
+    }
     u->ev->on_ready(u->ctx);
 }
 
@@ -175,6 +210,7 @@ static void on_conn_closed(struct sp_h3_conn *c, void *ctx, const char *reason)
 
     (void)c;
     ev_io_stop(u->loop, &u->io);
+    ev_timer_stop(u->loop, &u->live);
     u->ev->on_closed(u->ctx, reason);
 }
 
@@ -184,6 +220,59 @@ static const struct sp_h3_client_ops client_ops = {
     .on_goaway = on_goaway,
     .on_conn_closed = on_conn_closed,
 };
+
+/* Reads the socket's error queue (IP_RECVERR) empty; returns the last ICMP error's errno that
+ * says the backend cannot be reached (0 when none). */
+static int drain_errors(int fd)
+{
+    int fatal = 0;
+
+    for (int i = 0; i < RX_BUDGET; i++) {
+        union {
+            char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+            struct cmsghdr align;
+        } ctl;
+        uint8_t data[64];
+        struct iovec iov = {data, sizeof(data)};
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctl.buf,
+                             .msg_controllen = sizeof(ctl.buf)};
+
+        if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) == -1)
+            break;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+            const struct sock_extended_err *ee = (const void *)CMSG_DATA(cm);
+
+            if (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6)
+                continue;
+            if (ee->ee_errno == ECONNREFUSED || ee->ee_errno == EHOSTUNREACH ||
+                ee->ee_errno == ENETUNREACH || ee->ee_errno == EHOSTDOWN)
+                fatal = (int)ee->ee_errno;
+        }
+    }
+    return fatal;
+}
+
+/* A receive error on the connected socket. ICMP port, host or network unreachable (RFC 1122
+ * §4.1.3.3: a UDP application is told) means the backend is gone: fail the connection now,
+ * whatever its state, so its requests fail over at once rather than wait for a timeout. Other
+ * errors (a too-big report for path MTU, a transient one) leave it to QUIC. */
+static bool on_socket_error(struct uh3_conn *u, int err)
+{
+    struct sp_quic_conn *qc = sp_h3_conn_quic(u->h3);
+    int icmp = drain_errors(u->ep.fd);
+
+    if (icmp == 0 && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH))
+        icmp = err;
+    if (icmp == 0)
+        return false;
+    sp_quic_conn_close(qc, SP_H3_NO_ERROR,
+                       !u->ready              ? "connect"
+                       : icmp == ECONNREFUSED ? "port_unreachable"
+                                              : "host_unreachable");
+    return true;
+}
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -197,13 +286,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         ssize_t n = recv(u->ep.fd, buf, sizeof(buf), MSG_DONTWAIT);
 
         if (n == -1) {
-            /* ECONNREFUSED (ICMP port unreachable) means nobody listens: fail fast. */
-            if (errno == ECONNREFUSED && !u->ready) {
-                sp_quic_conn_close(qc, 0, "connect");
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                on_socket_error(u, errno))
                 return;
-            }
             break; /* drained: now send the ACKs and whatever the packets unblocked */
         }
+        u->last_rx_ns = sp_time_now();
         if (sp_quic_conn_read(qc, (struct sockaddr *)&qc->remote, qc->remote_len, buf, (size_t)n,
                               0) != 0)
             return;
@@ -225,6 +313,12 @@ static int open_socket(struct uh3_conn *u, const struct sp_backend_conf *be)
         (void)close(fd);
         return rv;
     }
+    /* ICMP errors (port, host, network unreachable) reach us as receive errors even when the
+     * kernel deems them soft (host and network unreachable): the backend is gone, act now. */
+    if (be->addr.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &(int){1}, sizeof(int));
+    else
+        (void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &(int){1}, sizeof(int));
     u->ep.fd = fd;
     u->ep.connected = true;
     u->ep.local_len = sizeof(u->ep.local);
@@ -241,6 +335,7 @@ static int c_open(const struct sp_uconn_params *p, void **ret_impl)
         .max_streams_bidi = 0, /* backends do not open request streams to us */
         .idle_timeout_ns = p->timeouts->backend_idle_ms * SP_MS,
         .handshake_timeout_ns = p->timeouts->connect_ms * SP_MS,
+        .keepalive_ns = p->pool->keepalive_ms * SP_MS,
     };
     struct sp_h3_limits lim = {.max_header_bytes = p->limits->max_header_bytes,
                                .max_headers = p->limits->max_headers};
@@ -250,6 +345,9 @@ static int c_open(const struct sp_uconn_params *p, void **ret_impl)
     u->loop = p->loop;
     u->ev = p->events;
     u->ctx = p->ctx;
+    u->dead_after_ns = p->pool->dead_after_ms * SP_MS;
+    u->last_rx_ns = sp_time_now();
+    ev_init(&u->live, on_live);
     rv = open_socket(u, p->backend);
     if (rv != 0)
         goto out_free;
@@ -286,6 +384,7 @@ static void c_free(void *impl)
     struct uh3_conn *u = impl;
 
     ev_io_stop(u->loop, &u->io);
+    ev_timer_stop(u->loop, &u->live);
     sp_h3_conn_free(u->h3);
     (void)close(u->ep.fd);
     free(u);

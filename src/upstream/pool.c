@@ -23,6 +23,7 @@ struct sp_pool_conn {
     bool goaway;                      /* out of rotation */
     bool closing;                     /* close requested by us */
     const char *close_reason;         /* static string for the log */
+    uint64_t serial;                  /* unique in the pool: names one connection's death */
 };
 
 struct backend {
@@ -43,6 +44,7 @@ struct backend {
     struct sp_health *health;   /* owned; passive health from request outcomes */
     struct sp_breaker *breaker; /* owned; this worker's circuit breaker */
     struct sp_prober *prober;   /* owned; active probes; NULL without health_check */
+    ev_timer readmit;           /* passive health: when an ejected backend's handshake is due */
     sp_time_t rtt_ns;           /* smoothed RTT seen by the last probe; 0 = unknown */
 };
 
@@ -60,9 +62,13 @@ struct sp_pool {
     bool shutting_down;
     const struct sp_health **healths; /* owned array of borrowed machines, one per backend */
     bool panic;                       /* the last sp_pool_update_panic found the pool in panic */
+    uint64_t next_serial;             /* for sp_pool_conn.serial */
 };
 
 static const struct sp_uconn_events conn_events;
+
+static void health_event(struct backend *be, enum sp_health_event ev, sp_time_t now);
+static int conn_open(struct backend *be);
 
 /* ---- waiter queue ------------------------------------------------------------------------ */
 
@@ -168,12 +174,14 @@ static int conn_open(struct backend *be)
         .verify_name = be->verify_name,
         .timeouts = p->timeouts,
         .limits = p->limits,
+        .pool = &p->conf->pool,
         .events = &conn_events,
         .ctx = c,
     };
     int rv;
 
     c->be = be;
+    c->serial = ++p->next_serial;
     ev_init(&c->idle, on_idle);
     rv = be->ops->open(&params, &c->impl);
     if (rv != 0) {
@@ -239,6 +247,10 @@ static void ev_on_ready(void *ctx)
     be->down_until = 0;
     SP_LOG_INFO("upstream", "event=connected backend=%s proto=%s handshake_ms=%.1f", be->conf->id,
                 be->ops->name, (double)be->ops->handshake_ns(c->impl) / (double)SP_MS);
+    /* Passive health: an ejected backend that completes a handshake again is readmitted on
+     * probation (trial traffic) once its backoff has passed. */
+    if (be->prober == NULL && sp_health_state(be->health) == SP_HEALTH_UNHEALTHY)
+        health_event(be, SP_HEALTH_EV_TICK, sp_time_now());
     backend_dispatch(be);
     idle_update(c);
 }
@@ -296,6 +308,20 @@ static void unlink_conn(struct sp_pool_conn *c)
     be->nconns--;
 }
 
+/* Close reasons by which the transport says the backend is gone rather than that a connection
+ * merely ended: ICMP unreachable, no acknowledgement for dead_after, connection refused. */
+static bool backend_gone(const char *reason)
+{
+    static const char *const gone[] = {"unresponsive", "port_unreachable", "host_unreachable",
+                                       "connect"};
+
+    for (size_t i = 0; i < SP_ARRAY_LEN(gone); i++) {
+        if (strcmp(reason, gone[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void ev_on_closed(void *ctx, const char *reason)
 {
     struct sp_pool_conn *c = ctx;
@@ -304,6 +330,12 @@ static void ev_on_closed(void *ctx, const char *reason)
     const char *why = c->close_reason != NULL ? c->close_reason : reason;
 
     unlink_conn(c);
+    /* Passive health hears of a dead backend from its transport at once (a connection that
+     * dies of ICMP or silence ejects it now, not after N request timeouts); while ejected, any
+     * failed handshake is a failed readmission. Closes we asked for say nothing. */
+    if (!p->shutting_down && c->close_reason == NULL &&
+        (backend_gone(reason) || (!c->ready && sp_health_state(be->health) == SP_HEALTH_UNHEALTHY)))
+        health_event(be, SP_HEALTH_EV_CONN_LOST, sp_time_now());
     if (!c->ready) {
         be->connecting--;
         if (!p->shutting_down) {
@@ -387,6 +419,36 @@ static void breaker_conf(const struct sp_breaker_settings *bs, struct sp_breaker
     bc->max_concurrent = bs->max_concurrent;
 }
 
+/* Passive health: an ejected backend's readmission is due; try a handshake (a connection with
+ * no request): success readmits it (ev_on_ready), failure backs off further (ev_on_closed), and
+ * no client request waits on a backend that may still be gone. */
+static void on_readmit(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct backend *be = SP_CONTAINER_OF(w, struct backend, readmit);
+
+    (void)loop;
+    (void)revents;
+    if (be->pool->shutting_down || sp_health_state(be->health) != SP_HEALTH_UNHEALTHY)
+        return;
+    if (be->connecting > 0)
+        return; /* a handshake is under way already; its end decides */
+    if (conn_open(be) != 0)
+        health_event(be, SP_HEALTH_EV_CONN_LOST, sp_time_now());
+}
+
+/* Arms the readmission handshake of an ejected backend for when its backoff ends. */
+static void arm_readmit(struct backend *be, sp_time_t now)
+{
+    sp_time_t at = sp_health_next_probe_at(be->health);
+
+    ev_timer_stop(be->pool->loop, &be->readmit);
+    if (be->prober != NULL || sp_health_state(be->health) != SP_HEALTH_UNHEALTHY ||
+        at == SP_HEALTH_NEVER)
+        return;
+    ev_timer_set(&be->readmit, at > now ? (double)(at - now) / (double)SP_SEC : 0., 0.);
+    ev_timer_start(be->pool->loop, &be->readmit);
+}
+
 static int backend_policies(struct backend *be, const struct sp_upstream_conf *conf)
 {
     struct sp_health_conf hc;
@@ -416,6 +478,7 @@ static void free_backends(struct sp_pool *p)
     for (size_t i = 0; i < p->nbackends; i++) {
         sp_prober_free(p->backends[i].prober);
         p->backends[i].prober = NULL;
+        ev_timer_stop(p->loop, &p->backends[i].readmit);
         sp_health_free(p->backends[i].health);
         sp_breaker_free(p->backends[i].breaker);
     }
@@ -448,6 +511,7 @@ int sp_pool_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_up
         be->conf = &conf->backends[i];
         be->ops = sp_uconn_ops_for(be->conf->protocol);
         be->index = i;
+        ev_init(&be->readmit, on_readmit);
         set_verify_name(be, conf->tls.server_name);
         if (be->ops == NULL || backend_policies(be, conf) != 0) {
             free_backends(p);
@@ -471,6 +535,7 @@ void sp_pool_shutdown(struct sp_pool *p)
     for (size_t i = 0; i < p->nbackends; i++) {
         struct backend *be = &p->backends[i];
 
+        ev_timer_stop(p->loop, &be->readmit);
         fail_waiters(be, "shutdown");
         for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
             if (c->ready && conn_active(c) == 0)
@@ -557,7 +622,9 @@ bool sp_pool_backend_eligible(struct sp_pool *p, size_t backend, sp_time_t now)
         return false;
     if (be->down_until > now)
         return false; /* connect failures: held down even in panic */
-    return p->panic || sp_health_eligible(be->health, now);
+    /* An ejected backend comes back through a probe or a readmission handshake, never by
+     * putting a client's request on it. */
+    return p->panic || sp_health_state(be->health) != SP_HEALTH_UNHEALTHY;
 }
 
 unsigned sp_pool_backend_weight_pct(const struct sp_pool *p, size_t backend)
@@ -596,12 +663,15 @@ static void health_event(struct backend *be, enum sp_health_event ev, sp_time_t 
 {
     const struct sp_health_transition *t;
 
-    if (!sp_health_report(be->health, ev, now, sp_random_u64()))
-        return;
-    t = sp_health_last(be->health);
-    /* One line per transition (STYLE: info = backend up/down). */
-    SP_LOG_INFO("upstream", "event=health backend=%s from=%s to=%s reason=%s", be->conf->id,
-                sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
+    if (sp_health_report(be->health, ev, now, sp_random_u64())) {
+        t = sp_health_last(be->health);
+        /* One line per transition (STYLE: info = backend up/down). */
+        SP_LOG_INFO("upstream", "event=health backend=%s from=%s to=%s reason=%s", be->conf->id,
+                    sp_health_state_name(t->from), sp_health_state_name(t->to), t->reason);
+    }
+    /* A new ejection, or a failed readmission that backed off: the next handshake is due. */
+    if (ev_is_active(&be->readmit) || sp_health_state(be->health) == SP_HEALTH_UNHEALTHY)
+        arm_readmit(be, now);
 }
 
 /* Logs be's breaker transition since `before`, if any (once, at info). */
@@ -667,6 +737,11 @@ void sp_pool_conn_retire(struct sp_pool_conn *c)
     SP_LOG_DEBUG("upstream", "event=retire backend=%s reason=probe_timeout", c->be->conf->id);
     backend_dispatch(c->be);
     idle_update(c);
+}
+
+uint64_t sp_pool_conn_serial(const struct sp_pool_conn *c)
+{
+    return c->serial;
 }
 
 sp_time_t sp_pool_conn_handshake_ns(const struct sp_pool_conn *c)

@@ -123,6 +123,10 @@ void sp_pool_probe_result(struct sp_pool *p, size_t backend, bool ok, sp_time_t 
  * connection, and it closes once idle. For a connection suspected dead (a probe timed out). */
 void sp_pool_conn_retire(struct sp_pool_conn *c);
 
+/* A number no other connection of the pool has: the proxy names a connection's death with it,
+ * so that the requests it carried count once against the retry budget. */
+uint64_t sp_pool_conn_serial(const struct sp_pool_conn *c);
+
 /* The handshake time and the transport's smoothed RTT of c (0 = unknown). */
 sp_time_t sp_pool_conn_handshake_ns(const struct sp_pool_conn *c);
 sp_time_t sp_pool_conn_rtt_ns(const struct sp_pool_conn *c);

@@ -153,16 +153,49 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     fail(t, t->state == TCP_HANDSHAKING ? "handshake" : "connect_timeout");
 }
 
-static void set_socket_options(int fd)
+static void set_socket_options(int fd, const struct sp_tcp_params *p)
 {
     int one = 1, idle = KEEPIDLE_S, intvl = KEEPINTVL_S, cnt = KEEPCNT;
 
+    if (p->keepalive_ns > 0 || p->user_timeout_ns > 0) {
+        /* Probe a connection silent for the shorter of the two, then every second: a request
+         * waiting for its response sends nothing, and only unanswered probes let
+         * TCP_USER_TIMEOUT find its peer dead (RFC 5482; Linux counts from the last ACK). */
+        sp_time_t quiet = p->keepalive_ns == 0      ? p->user_timeout_ns
+                          : p->user_timeout_ns == 0 ? p->keepalive_ns
+                                                    : SP_MIN(p->keepalive_ns, p->user_timeout_ns);
+
+        idle = (int)SP_MAX(quiet / SP_SEC, (sp_time_t)1);
+        intvl = 1;
+    }
+    if (p->user_timeout_ns > 0) {
+        unsigned ms = (unsigned)SP_MIN(p->user_timeout_ns / SP_MS, (sp_time_t)UINT32_MAX);
+
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+        cnt = SP_MAX(cnt, (int)(ms / 1000) + 2); /* the user timeout decides, not the count */
+    }
     /* Best effort: a socket without these still works. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+const char *sp_tcp_error_reason(ssize_t err)
+{
+    switch (err) {
+    case -ECONNRESET:
+    case -EPIPE:
+        return "peer_reset";
+    case -ETIMEDOUT:
+        return "unresponsive";
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+        return "host_unreachable";
+    default:
+        return "io_error";
+    }
 }
 
 int sp_tcp_open(const struct sp_tcp_params *p, struct sp_tcp **ret)
@@ -173,7 +206,7 @@ int sp_tcp_open(const struct sp_tcp_params *p, struct sp_tcp **ret)
 
     if (fd == -1)
         return -errno;
-    set_socket_options(fd);
+    set_socket_options(fd, p);
     if (connect(fd, p->addr, p->addrlen) == -1 && errno != EINPROGRESS) {
         rv = -errno;
         goto out_close_fd;

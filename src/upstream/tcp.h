@@ -2,11 +2,12 @@
  * HTTP/2 and HTTP/1.1 backend protocols. Byte-stream I/O driven by the worker's libev loop.
  *
  * Connect is non-blocking with a timeout (timeouts.connect_ms covers TCP connect and the TLS
- * handshake); sockets get TCP_NODELAY and TCP keep-alive. With TLS, the handshake verifies the
- * backend certificate against verify_name (unless the credentials disable verification) and
- * offers one ALPN protocol. Events are delivered to the owner (the h2/h1 connection), which
- * must not free the sp_tcp from inside an event: it calls sp_tcp_free from a deferred context.
- * Single-threaded. */
+ * handshake); sockets get TCP_NODELAY, TCP keep-alive and, when asked, TCP_USER_TIMEOUT (a dead
+ * peer that stops acknowledging is found in that time, like the QUIC side's dead_after). With TLS,
+ * the handshake verifies the backend certificate against verify_name (unless the credentials
+ * disable verification) and offers one ALPN protocol. Events are delivered to the owner (the h2/h1
+ * connection), which must not free the sp_tcp from inside an event: it calls sp_tcp_free from a
+ * deferred context. Single-threaded. */
 #ifndef SP_UPSTREAM_TCP_H
 #define SP_UPSTREAM_TCP_H
 
@@ -42,6 +43,11 @@ struct sp_tcp_params {
     const struct sp_tls_client *tls;    /* borrowed; NULL = cleartext */
     const char *verify_name;            /* SNI / certificate name (TLS only) */
     const char *alpn;                   /* e.g. "h2" or "http/1.1" (TLS only); mandatory */
+    sp_time_t keepalive_ns;             /* TCP keep-alive probes after the shorter of this and
+                                           user_timeout_ns idle (whole seconds, at least 1); both 0 =
+                                           after 30 s */
+    sp_time_t user_timeout_ns;          /* TCP_USER_TIMEOUT: unacknowledged data this long ends the
+                                           connection (-ETIMEDOUT); 0 = the kernel's default */
     const struct sp_tcp_events *events; /* borrowed */
     void *ctx;                          /* borrowed; passed to events */
 };
@@ -69,6 +75,11 @@ void sp_tcp_free(struct sp_tcp *t);
 
 /* Stops all events (use before deferring sp_tcp_free). */
 void sp_tcp_stop(struct sp_tcp *t);
+
+/* The connection-close reason for a read or write error (negative errno): "peer_reset"
+ * (ECONNRESET, EPIPE), "unresponsive" (ETIMEDOUT: TCP_USER_TIMEOUT or keep-alive probes
+ * unanswered), "host_unreachable" (EHOSTUNREACH, ENETUNREACH), else "io_error". Static. */
+const char *sp_tcp_error_reason(ssize_t err);
 
 /* Connect + handshake duration (0 until connected). */
 sp_time_t sp_tcp_handshake_ns(const struct sp_tcp *t);

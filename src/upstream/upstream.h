@@ -103,6 +103,7 @@ struct sp_uconn_params {
     const char *verify_name; /* SNI / certificate name */
     const struct sp_timeouts_conf *timeouts;
     const struct sp_limits_conf *limits;
+    const struct sp_pool_conf *pool; /* keepalive_ms, dead_after_ms */
     const struct sp_uconn_events *events;
     void *ctx; /* passed to the events */
 };

@@ -7,11 +7,12 @@ report. Binaries we build are looked up in <repo>/build (override with SPOOKY_BI
 SPOOKY_TESTD, SPOOKY_TESTC); tests needing one that is not built are skipped."""
 
 import functools
+import os
 
 import pytest
 
 from spookytest import backends, binaries, certs as certs_mod, clients, content as content_mod
-from spookytest import procs as procs_mod, spooky as spooky_mod
+from spookytest import netns as netns_mod, procs as procs_mod, spooky as spooky_mod
 
 PROCS_KEY = pytest.StashKey()
 LOG_TAIL_LINES = 80
@@ -84,6 +85,22 @@ def pytest_runtest_makereport(item, call):
                                 "\n".join(keep[-LOG_TAIL_LINES:])))
 
 
+@pytest.fixture
+def netns(procs):
+    """A private network namespace for this test (spookytest/netns.py): every process the test
+    starts afterwards lives in it, and .black_hole_udp(port) / .black_hole_tcp(port) drop a
+    backend's packets without an ICMP answer. List it FIRST among the test's fixtures so that
+    nothing is started before it. Fails (never skips) when it cannot be made."""
+    why = netns_mod.available()
+    assert why is None, f"cannot make a network namespace: {why}"
+    ns = netns_mod.Netns(f"spooky-test-{os.getpid()}").enter()
+    try:
+        yield ns
+    finally:
+        procs.stop_all()
+        ns.leave()
+
+
 # --- backends ---------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -126,6 +143,23 @@ def testd(make_testd):
 def make_quicgo(procs, tmp_path, certs):
     """make_quicgo(backend_id="quicgo-1") -> backends.QuicGo (spooky-h3load server, quic-go)."""
     return functools.partial(backends.start_quicgo, procs, tmp_path, certs)
+
+
+@pytest.fixture
+def h3load_start(tmp_path, procs):
+    """h3load_start(port, plan=[...], conns=, streams=, duration_s=) -> clients.H3LoadRun: the
+    quic-go load client in the background; .finish() -> H3LoadResult with .timeline."""
+    runs = []
+
+    def start(port, **kw):
+        run = clients.h3load_start(tmp_path, port, group=procs, **kw)
+        runs.append(run)
+        return run
+    yield start
+    for run in runs:
+        if run.popen.poll() is None:
+            run.popen.kill()
+            run.popen.wait()
 
 
 @pytest.fixture

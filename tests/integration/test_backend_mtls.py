@@ -30,7 +30,8 @@ PROTOCOLS = [
 # failure is a handshake (or connect) failure. For HTTP/1.1 the connection is up right after
 # the TLS handshake and the alert arrives while the response is awaited: cause=reset (class
 # backend_protocol, retried like any connection lost before a response).
-FAIL_CAUSES = {"h2": ("handshake", "connect"), "http1": ("handshake", "connect", "reset")}
+FAIL_CAUSES = {"h2": ("handshake", "connect"),
+               "http1": ("handshake", "connect", "reset", "conn_lost")}
 
 
 @pytest.fixture(scope="module")

@@ -263,6 +263,8 @@ static void test_minimal_config_loads_with_every_default(void **state)
     assert_int_equal(c->upstreams[0].pool.max_streams_per_connection, 100);
     assert_int_equal(c->upstreams[0].pool.max_queue, 1024);
     assert_int_equal(c->upstreams[0].pool.idle_timeout_ms, 60000);
+    assert_int_equal(c->upstreams[0].pool.keepalive_ms, 5000);
+    assert_int_equal(c->upstreams[0].pool.dead_after_ms, 1000);
     assert_true(c->access_log);
     assert_null(c->default_upstream);
     assert_int_equal(c->upstreams[0].hash_key.source, SP_HASH_NONE);
@@ -665,6 +667,8 @@ static const struct key_case valid_cases[] = {
     {.doc = {.upstream = "pool:\n  max_connections_per_backend: 1024\n"
                          "  max_streams_per_connection: 10000\n  max_queue: 1000000\n"
                          "  idle_timeout_ms: 1"}},
+    {.doc = {.upstream = "pool:\n  keepalive_ms: 0\n  dead_after_ms: 0"}},
+    {.doc = {.upstream = "pool:\n  keepalive_ms: 86400000\n  dead_after_ms: 86400000"}},
     {.doc = {.name = "a-B_9.z", .top = "# a comment line"}},
     {.doc = {.top = "log:\n  access: true"}},
     {.doc = {.top = "log:\n  access: off"}},
@@ -1033,6 +1037,12 @@ static const struct key_case invalid_cases[] = {
     {{.upstream = "pool:\n  max_queue: 1000001"},
      "max_queue",
      "upstreams[0].pool.max_queue: must be between 0 and 1000000, got 1000001"},
+    {{.upstream = "pool:\n  dead_after_ms: 86400001"},
+     "dead_after_ms",
+     "upstreams[0].pool.dead_after_ms: must be between 0 and 86400000, got 86400001"},
+    {{.upstream = "pool:\n  keepalive_ms: x"},
+     "keepalive_ms",
+     "upstreams[0].pool.keepalive_ms: expected an unsigned integer, got \"x\""},
     {{.upstream = "pool:\n  idle_timeout_ms: 0"},
      "idle_timeout",
      "upstreams[0].pool.idle_timeout_ms: must be between 1 and 86400000, got 0"},

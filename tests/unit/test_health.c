@@ -427,6 +427,56 @@ static void test_passive_only_failed_readmission_doubles_the_ejection(void **sta
     sp_health_free(h);
 }
 
+static void test_lost_connection_ejects_a_healthy_backend_at_once(void **state)
+{
+    struct sp_health_conf conf = base_conf();
+    struct sp_health *h;
+
+    (void)state;
+    h = make(&conf);
+    assert_true(sp_health_report(h, SP_HEALTH_EV_CONN_LOST, SP_SEC, RND_FULL));
+    assert_last(h, SP_HEALTH_HEALTHY, SP_HEALTH_UNHEALTHY, "connection_lost");
+    sp_health_free(h);
+    h = make(&conf);
+    feed(h, SP_HEALTH_EV_RESET, 2, SP_SEC); /* degraded first */
+    assert_int_equal(state_of(h), SP_HEALTH_DEGRADED);
+    assert_true(sp_health_report(h, SP_HEALTH_EV_CONN_LOST, SP_SEC, RND_FULL));
+    assert_last(h, SP_HEALTH_DEGRADED, SP_HEALTH_UNHEALTHY, "connection_lost");
+    sp_health_free(h);
+}
+
+static void test_lost_connection_counts_as_a_failure_when_ejection_is_off(void **state)
+{
+    struct sp_health_conf conf = base_conf();
+    struct sp_health *h;
+
+    (void)state;
+    conf.eject_failures = 0;
+    h = make(&conf);
+    feed(h, SP_HEALTH_EV_CONN_LOST, 5, SP_SEC);
+    assert_int_equal(state_of(h), SP_HEALTH_DEGRADED); /* degrade_failures 2, never ejected */
+    sp_health_free(h);
+}
+
+static void test_lost_connection_when_readmission_is_due_backs_off_further(void **state)
+{
+    struct sp_health_conf conf = base_conf();
+    struct sp_health *h;
+
+    (void)state;
+    conf.probe_interval_ns = 0;
+    h = make(&conf);
+    feed(h, SP_HEALTH_EV_CONN_LOST, 1, 0); /* ejected: readmission due at 1 s */
+    assert_int_equal(sp_health_next_probe_at(h), SP_SEC);
+    feed(h, SP_HEALTH_EV_CONN_LOST, 1, SP_SEC / 2); /* not due yet: nothing changes */
+    assert_int_equal(sp_health_next_probe_at(h), SP_SEC);
+    assert_false(sp_health_report(h, SP_HEALTH_EV_CONN_LOST, SP_SEC, RND_FULL));
+    assert_int_equal(state_of(h), SP_HEALTH_UNHEALTHY);
+    assert_int_equal(sp_health_next_probe_at(h), 3 * SP_SEC); /* the handshake failed: 2 s more */
+    assert_int_equal(sp_health_attempts(h), 1);
+    sp_health_free(h);
+}
+
 static void test_recovered_backend_forgets_failures_from_before_its_ejection(void **state)
 {
     struct sp_health_conf conf = base_conf();
@@ -641,6 +691,7 @@ static void test_state_and_event_names_are_stable(void **state)
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_CONNECT_FAIL), "connect_fail");
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_5XX), "5xx");
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_TICK), "tick");
+    assert_string_equal(sp_health_event_name(SP_HEALTH_EV_CONN_LOST), "conn_lost");
     assert_string_equal(sp_health_event_name((enum sp_health_event)99), "unknown");
 }
 
@@ -676,6 +727,9 @@ int main(void)
         cmocka_unit_test(test_health_new_rejects_invalid_confs),
         cmocka_unit_test(test_default_conf_is_valid),
         cmocka_unit_test(test_state_and_event_names_are_stable),
+        cmocka_unit_test(test_lost_connection_ejects_a_healthy_backend_at_once),
+        cmocka_unit_test(test_lost_connection_counts_as_a_failure_when_ejection_is_off),
+        cmocka_unit_test(test_lost_connection_when_readmission_is_due_backs_off_further),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

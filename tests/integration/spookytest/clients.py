@@ -21,6 +21,7 @@ import hashlib
 import json
 import pathlib
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -358,18 +359,74 @@ class H3LoadResult:
                 f"stalled={self.stalled} errors={self.errors} max_ms={self.max_ms}>")
 
 
+class H3LoadRun:
+    """A spooky-h3load client running in the background (h3load_start). finish() ends it (no
+    new requests; those in flight complete) and returns its H3LoadResult, whose .timeline is
+    one dict per request: start (unix s), ms, status, err."""
+
+    def __init__(self, argv, stderr_path, log_path, max_s):
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.log_path = log_path
+        self.max_s = max_s
+        self._err = open(stderr_path, "wb")
+        self._err.write(("# " + " ".join(argv) + "\n").encode())
+        self._err.flush()
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=self._err)
+
+    def requests_so_far(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().count(b"\n")
+        except OSError:
+            return 0
+
+    def finish(self, stop=True):
+        if stop and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.popen.communicate(timeout=self.max_s)
+        finally:
+            self._err.close()
+        if self.popen.returncode != 0:
+            raise AssertionError(f"spooky-h3load exited {self.popen.returncode}; see "
+                                 f"{self.stderr_path}")
+        res = H3LoadResult(json.loads(out), self.argv, self.stderr_path)
+        with open(self.log_path) as f:
+            res.timeline = [json.loads(ln) for ln in f if ln.strip()]
+        return res
+
+
+def _h3load_argv(port, plan, conns, streams, duration_s, max_requests, timeout_s, host):
+    exe = binaries.find("spooky-h3load")
+    if exe is None:
+        raise AssertionError(f"spooky-h3load not built ({binaries.path_of('spooky-h3load')})")
+    return [str(exe), "client", "-url", f"https://{host}:{port}", "-c", str(conns),
+            "-m", str(streams), "-duration", f"{duration_s}s", "-n", str(max_requests),
+            "-timeout", f"{timeout_s}s", "-plan", ",".join(plan)]
+
+
+def h3load_start(work_dir, port, *, plan, conns=4, streams=4, duration_s=60, timeout_s=10,
+                 host="127.0.0.1", group=None):
+    """Starts spooky-h3load client in the background (see H3LoadRun); it stops by itself after
+    duration_s at the latest."""
+    run_dir = pathlib.Path(tempfile.mkdtemp(prefix="h3load-", dir=work_dir))
+    log_path = run_dir / "requests.jsonl"
+    argv = _h3load_argv(port, plan, conns, streams, duration_s, 0, timeout_s, host)
+    argv += ["-log", str(log_path)]
+    if group is not None:
+        group.note_log("spooky-h3load", run_dir / "h3load.stderr")
+    return H3LoadRun(argv, run_dir / "h3load.stderr", log_path, duration_s + timeout_s + 30)
+
+
 def h3load(work_dir, port, *, plan, conns=4, streams=4, duration_s=10, max_requests=0,
            timeout_s=10, host="127.0.0.1", group=None):
     """Runs spooky-h3load client: `conns` connections x `streams` concurrent request loops for
     `duration_s` (or `max_requests`), cycling through `plan` (["POST:/echo:65536", ...]), each
     request a stall after `timeout_s`. Returns H3LoadResult; raises AssertionError when the
     binary is missing or does not finish in a bounded time."""
-    exe = binaries.find("spooky-h3load")
-    if exe is None:
-        raise AssertionError(f"spooky-h3load not built ({binaries.path_of('spooky-h3load')})")
-    argv = [str(exe), "client", "-url", f"https://{host}:{port}", "-c", str(conns),
-            "-m", str(streams), "-duration", f"{duration_s}s", "-n", str(max_requests),
-            "-timeout", f"{timeout_s}s", "-plan", ",".join(plan)]
+    argv = _h3load_argv(port, plan, conns, streams, duration_s, max_requests, timeout_s, host)
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="h3load-", dir=work_dir))
     stderr_path = run_dir / "h3load.stderr"
     if group is not None:

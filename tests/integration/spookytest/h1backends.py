@@ -364,11 +364,13 @@ http {{
 """
 
 
-def start_nginx(group, work_dir, root, backend_id="nginx-1", timeout=10.0):
+def start_nginx(group, work_dir, root, backend_id="nginx-1", timeout=10.0, port=None):
+    """port=None takes a free port; a stopped nginx's .port brings it back at that address."""
     exe = binaries.system_tool("nginx")
     if exe is None:
         raise AssertionError("nginx is not installed")
-    port = ports.free_tcp_port()
+    if port is None:
+        port = ports.free_tcp_port()
     d = pathlib.Path(work_dir) / f"nginx-{backend_id}"
     d.mkdir(parents=True, exist_ok=True)
     cfg = d / "nginx.conf"

@@ -71,11 +71,13 @@ class Nghttpd(H2Backend):
 
 
 def start_nghttpd(group, work_dir, certs, root, backend_id="nghttpd-1", tls=True,
-                  extra_args=(), timeout=10.0):
+                  extra_args=(), timeout=10.0, port=None):
+    """port=None takes a free port; a stopped nghttpd's .port brings it back at that address."""
     exe = binaries.system_tool("nghttpd")
     if exe is None:
         raise AssertionError("nghttpd is not installed")
-    port = ports.free_tcp_port()
+    if port is None:
+        port = ports.free_tcp_port()
     d = pathlib.Path(work_dir) / f"nghttpd-{backend_id}"
     d.mkdir(parents=True, exist_ok=True)
     argv = [exe, "-a", "127.0.0.1", f"--htdocs={root}", "--echo-upload", *extra_args]

@@ -9,13 +9,16 @@
 // client: CONNS connections, each with STREAMS concurrent request loops, for -duration or until
 // -n requests were sent. Each loop cycles through -plan: METHOD:PATH[:BODY_BYTES]. An echo
 // response (POST/PUT to /echo) must equal the body sent; a GET /size/N response must be N
-// bytes. A request that is not complete after -timeout is a stall. Prints one JSON object.
+// bytes. A request that is not complete after -timeout is a stall. SIGINT or SIGTERM ends the
+// run early: no new requests start, those in flight finish. Prints one JSON object; -log FILE
+// also writes one line per request (start and end times, status, error) for timelines.
 //
 // server: an HTTP/3 backend that echoes POST/PUT bodies at /echo, sends N bytes at /size/N and
 // greets any other path; every response carries x-backend-id.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -105,11 +108,25 @@ type collector struct {
 	errors   map[string]int64
 	statuses map[string]int64
 	res      result
+	log      *bufio.Writer // -log: one JSON line per request, or nil
 }
 
-func (c *collector) record(d time.Duration, status int, up, down int64, errKind string) {
+type logLine struct {
+	Start  float64 `json:"start"` // unix seconds
+	Ms     float64 `json:"ms"`
+	Status int     `json:"status"`
+	Err    string  `json:"err,omitempty"`
+}
+
+func (c *collector) record(start time.Time, d time.Duration, status int, up, down int64, errKind string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.log != nil {
+		line, _ := json.Marshal(&logLine{Start: float64(start.UnixNano()) / 1e9,
+			Ms: float64(d.Microseconds()) / 1000, Status: status, Err: errKind})
+		c.log.Write(append(line, '\n'))
+		c.log.Flush()
+	}
 	c.res.Requests++
 	c.res.BytesUp += up
 	c.res.BytesDown += down
@@ -154,7 +171,7 @@ func oneRequest(rt *http3.RoundTripper, base string, st *step, timeout time.Dura
 	}
 	req, err := http.NewRequestWithContext(ctx, st.method, base+st.path, body)
 	if err != nil {
-		col.record(0, 0, 0, 0, "bad request: "+err.Error())
+		col.record(time.Now(), 0, 0, 0, 0, "bad request: "+err.Error())
 		return
 	}
 	if st.body != nil {
@@ -163,7 +180,7 @@ func oneRequest(rt *http3.RoundTripper, base string, st *step, timeout time.Dura
 	start := time.Now()
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
-		col.record(time.Since(start), 0, 0, 0, classify(err, ctx))
+		col.record(start, time.Since(start), 0, 0, 0, classify(err, ctx))
 		return
 	}
 	h := sha256.New()
@@ -171,25 +188,25 @@ func oneRequest(rt *http3.RoundTripper, base string, st *step, timeout time.Dura
 	resp.Body.Close()
 	d := time.Since(start)
 	if err != nil {
-		col.record(d, resp.StatusCode, int64(len(st.body)), n, classify(err, ctx))
+		col.record(start, d, resp.StatusCode, int64(len(st.body)), n, classify(err, ctx))
 		return
 	}
 	if resp.StatusCode != 200 {
-		col.record(d, resp.StatusCode, int64(len(st.body)), n, "status "+strconv.Itoa(resp.StatusCode))
+		col.record(start, d, resp.StatusCode, int64(len(st.body)), n, "status "+strconv.Itoa(resp.StatusCode))
 		return
 	}
 	if st.want >= 0 && n != st.want {
-		col.record(d, resp.StatusCode, int64(len(st.body)), n, "mismatch")
+		col.record(start, d, resp.StatusCode, int64(len(st.body)), n, "mismatch")
 		return
 	}
 	if st.echo {
 		want := sha256.Sum256(st.body)
 		if !bytes.Equal(h.Sum(nil), want[:]) {
-			col.record(d, resp.StatusCode, int64(len(st.body)), n, "mismatch")
+			col.record(start, d, resp.StatusCode, int64(len(st.body)), n, "mismatch")
 			return
 		}
 	}
-	col.record(d, resp.StatusCode, int64(len(st.body)), n, "")
+	col.record(start, d, resp.StatusCode, int64(len(st.body)), n, "")
 }
 
 func percentile(sorted []time.Duration, p float64) float64 {
@@ -209,6 +226,7 @@ func runClient(args []string) int {
 	max := fs.Int64("n", 0, "stop after this many requests (0 = no limit)")
 	planArg := fs.String("plan", "GET:/", "METHOD:PATH[:BODY_BYTES],...")
 	timeout := fs.Duration("timeout", 10*time.Second, "a request not complete by then is a stall")
+	logPath := fs.String("log", "", "write one JSON line per request to this file")
 	authority := fs.String("authority", "", "override :authority")
 	fs.Parse(args)
 	if *url == "" {
@@ -221,7 +239,24 @@ func runClient(args []string) int {
 		return 2
 	}
 	col := &collector{errors: map[string]int64{}, statuses: map[string]int64{}}
+	if *logPath != "" {
+		f, err := os.Create(*logPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		col.log = bufio.NewWriter(f)
+		defer col.log.Flush()
+	}
 	var sent int64
+	var stopping int32
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		atomic.StoreInt32(&stopping, 1)
+	}()
 	deadline := time.Now().Add(*duration)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -237,7 +272,7 @@ func runClient(args []string) int {
 			wg.Add(1)
 			go func(rt *http3.RoundTripper, idx int) {
 				defer wg.Done()
-				for i := idx; time.Now().Before(deadline); i++ {
+				for i := idx; time.Now().Before(deadline) && atomic.LoadInt32(&stopping) == 0; i++ {
 					if *max > 0 && atomic.AddInt64(&sent, 1) > *max {
 						return
 					}
