@@ -38,8 +38,9 @@ integration: build-asan
 # stay in $(BUILD_FUZZ)/corpus-NAME).
 fuzz:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DSPOOKY_FUZZ=ON -DSPOOKY_SANITIZE=ON >/dev/null
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_router fuzz_headers fuzz_config fuzz_h1_response
-	for t in router headers config h1_response; do \
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_router fuzz_headers fuzz_config fuzz_h1_response \
+	    fuzz_request
+	for t in router headers config h1_response request; do \
 	    mkdir -p $(BUILD_FUZZ)/corpus-$$t && \
 	    { $(BUILD_FUZZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	        $(BUILD_FUZZ)/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD_FUZZ)/fuzz-$$t.log 2>&1 || \

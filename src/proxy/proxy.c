@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include "policy/backoff.h"
 #include "http/headers.h"
+#include "http/request.h"
 #include "lb/lb.h"
 #include "proxy/router.h"
 #include "upstream/pool.h"
@@ -91,7 +92,8 @@ static enum sp_err_class class_of(const char *cause)
     if (strcmp(cause, "client_body_timeout") == 0)
         return SP_ERR_CLIENT;
     if (strcmp(cause, "client_abort") == 0 || strcmp(cause, "body_too_large") == 0 ||
-        strcmp(cause, "no_route") == 0 || strcmp(cause, "connect_unsupported") == 0)
+        strcmp(cause, "no_route") == 0 || strcmp(cause, "connect_unsupported") == 0 ||
+        strcmp(cause, "invalid_request") == 0)
         return SP_ERR_CLIENT;
     return SP_ERR_INTERNAL; /* no_backend, queue_full, breaker_open, shutdown */
 }
@@ -810,6 +812,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     struct sp_proxy *px = ctx;
     const struct sp_fields *f = sp_h3_stream_headers(s);
     struct req *r = sp_xcalloc(1, sizeof(*r));
+    const char *reason;
     int up;
 
     r->px = px;
@@ -838,6 +841,14 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     sp_h3_stream_set_user(s, &client_stream_ops, r);
     if (r->method != NULL && strcmp(r->method, "CONNECT") == 0) {
         fail_request(r, 501, "connect_unsupported");
+        return;
+    }
+    /* Before routing and backend choice: what no upstream writer could forward is the client's
+     * fault (400), never a failure charged to a backend. */
+    if (sp_request_validate(f, &reason) != 0) {
+        SP_LOG_DEBUG("proxy", "request_id=%s event=invalid_request reason=%s", r->request_id,
+                     reason);
+        fail_request(r, 400, "invalid_request");
         return;
     }
     up = sp_router_match(px->router, str_or_dash(r->authority), strlen(str_or_dash(r->authority)),

@@ -1,6 +1,7 @@
 /* h1_codec.c: HTTP/1.1 request writer, chunk encoder and response parser (see h1_codec.h). */
 #include "upstream/h1_codec.h"
 #include "core/util.h"
+#include "http/syntax.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -12,64 +13,12 @@
 #define FIELD_OVERHEAD 32
 /* Interim (1xx) responses accepted before the final one: bounds work per request. */
 #define MAX_INTERIM 8
-/* Longest decimal content-length we accept: 2^63 - 1 has 19 digits. */
-#define MAX_LENGTH_DIGITS 18
 
-/* ---- byte classes --------------------------------------------------------------------- */
+/* ---- names ------------------------------------------------------------------------------ */
 
-/* RFC 9110 §5.6.2 tchar. */
-static bool is_tchar(uint8_t c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_token(const uint8_t *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_tchar(s[i]))
-            return false;
-    return true;
-}
-
-/* RFC 9110 §5.5 field-value bytes: VCHAR, obs-text, SP, HTAB. No CR, LF, NUL or other CTL. */
-static bool is_field_value(const uint8_t *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
-/* origin-form or "*" (RFC 9112 §3.2): visible ASCII only, so never a space, CR, LF or NUL. */
-static bool is_request_target(const uint8_t *s, size_t len, bool options)
-{
-    if (len == 0 || (s[0] != '/' && !(options && len == 1 && s[0] == '*')))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '#')
-            return false;
-    return true;
-}
-
-/* RFC 3986 authority without userinfo (RFC 9110 §4.2.4): host[:port], IP literals in []. */
-static bool is_authority(const uint8_t *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = s[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-            continue;
-        if (strchr("-._~!$&'()*+,;=:[]%", c) == NULL || c == 0)
-            return false;
-    }
-    return true;
-}
+/* Byte classes (tokens, field values, request targets, authorities, lengths) are syntax.h's,
+ * shared with the request validator that runs before a backend is chosen: a refusal here is
+ * defence in depth. */
 
 static bool name_eq(const uint8_t *name, size_t len, const char *lit)
 {
@@ -91,22 +40,6 @@ static bool name_eq(const uint8_t *name, size_t len, const char *lit)
 static bool field_is(const struct sp_field *f, const char *lit)
 {
     return name_eq(f->name, f->name_len, lit);
-}
-
-/* Parses a content-length value: 1*DIGIT, no sign, no list, no overflow. */
-static bool parse_length(const uint8_t *s, size_t len, uint64_t *ret)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > MAX_LENGTH_DIGITS)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *ret = v;
-    return true;
 }
 
 /* ---- buffer ----------------------------------------------------------------------------- */
@@ -230,7 +163,8 @@ static int request_length(const struct sp_field *fields, size_t n, bool *ret_has
 
         if (!field_is(&fields[i], "content-length"))
             continue;
-        if (!parse_length(fields[i].value, fields[i].value_len, &x) || (has && x != v))
+        if (sp_syntax_parse_length(fields[i].value, fields[i].value_len, &x) != 0 ||
+            (has && x != v))
             return -EINVAL;
         has = true;
         v = x;
@@ -294,7 +228,7 @@ static int put_cookies(const struct sp_field *fields, size_t n, struct sp_h1_buf
 
         if (!field_is(f, "cookie") || f->value_len == 0)
             continue;
-        if (!is_field_value(f->value, f->value_len))
+        if (!sp_syntax_is_field_value(f->value, f->value_len))
             return -EINVAL;
         buf_str(out, any ? "; " : "cookie: ");
         buf_put(out, f->value, f->value_len);
@@ -315,7 +249,7 @@ static int put_fields(const struct sp_field *fields, size_t n, struct sp_h1_buf 
 
         if (f->name_len > 0 && f->name[0] == ':')
             continue;
-        if (!is_token(f->name, f->name_len))
+        if (!sp_syntax_is_token(f->name, f->name_len))
             return -EINVAL;
         if (is_dropped_request_field(f))
             continue;
@@ -325,7 +259,7 @@ static int put_fields(const struct sp_field *fields, size_t n, struct sp_h1_buf 
             cookies_done = true;
             continue;
         }
-        if (!is_field_value(f->value, f->value_len))
+        if (!sp_syntax_is_field_value(f->value, f->value_len))
             return -EINVAL;
         buf_field(out, f->name, f->name_len, f->value, f->value_len);
     }
@@ -337,11 +271,11 @@ static int put_request_line(const struct req_pseudo *ps, const struct sp_field *
 {
     const struct sp_field *m = ps->method, *p = ps->path;
 
-    if (!is_token(m->value, m->value_len) || method_is(m, "CONNECT"))
+    if (!sp_syntax_is_token(m->value, m->value_len) || method_is(m, "CONNECT"))
         return -EINVAL; /* CONNECT needs a tunnel, not a request */
-    if (!is_request_target(p->value, p->value_len, method_is(m, "OPTIONS")))
+    if (!sp_syntax_is_request_target(p->value, p->value_len, method_is(m, "OPTIONS")))
         return -EINVAL;
-    if (auth == NULL || !is_authority(auth->value, auth->value_len))
+    if (auth == NULL || !sp_syntax_is_authority(auth->value, auth->value_len))
         return -EINVAL;
     buf_put(out, m->value, m->value_len);
     buf_put(out, " ", 1);
@@ -452,7 +386,8 @@ int sp_h1_chunk_last(const struct sp_field *trailers, size_t n, bool close_previ
 
         if (f->name_len > 0 && f->name[0] == ':')
             continue;
-        if (!is_token(f->name, f->name_len) || !is_field_value(f->value, f->value_len)) {
+        if (!sp_syntax_is_token(f->name, f->name_len) ||
+            !sp_syntax_is_field_value(f->value, f->value_len)) {
             out->len = start;
             return -EINVAL;
         }
@@ -665,7 +600,7 @@ static int on_conn_option(void *arg, const uint8_t *e, size_t len)
 {
     struct conn_options *co = arg;
 
-    if (!is_token(e, len))
+    if (!sp_syntax_is_token(e, len))
         return -EPROTO;
     if (name_eq(e, len, "close"))
         co->p->conn_close = true;
@@ -726,13 +661,14 @@ static int check_body_framing(const struct sp_fields *f)
         const struct sp_field *x = &f->items[i];
 
         /* RFC 9112 §5.1: no whitespace between name and colon; values without controls. */
-        if (!is_token(x->name, x->name_len) || !is_field_value(x->value, x->value_len))
+        if (!sp_syntax_is_token(x->name, x->name_len) ||
+            !sp_syntax_is_field_value(x->value, x->value_len))
             return -EPROTO;
         if (field_is(x, "content-length")) {
             if (cl != NULL &&
                 (cl->value_len != x->value_len || memcmp(cl->value, x->value, x->value_len) != 0))
                 return -EPROTO;
-            if (!parse_length(x->value, x->value_len, &len))
+            if (sp_syntax_parse_length(x->value, x->value_len, &len) != 0)
                 return -EPROTO;
             cl = x;
         } else if (field_is(x, "transfer-encoding")) {
@@ -749,8 +685,8 @@ static int check_body_framing(const struct sp_fields *f)
 static int check_trailers(struct sp_fields *f)
 {
     for (size_t i = 0; i < f->count; i++)
-        if (!is_token(f->items[i].name, f->items[i].name_len) ||
-            !is_field_value(f->items[i].value, f->items[i].value_len))
+        if (!sp_syntax_is_token(f->items[i].name, f->items[i].name_len) ||
+            !sp_syntax_is_field_value(f->items[i].value, f->items[i].value_len))
             return -EPROTO;
     for (size_t i = f->count; i-- > 0;)
         if (is_dropped_trailer(&f->items[i]))

@@ -69,8 +69,10 @@ struct sp_h1_request_info {
  * for POST, PUT and PATCH. Returns 0 and fills *ret_info, or -EINVAL (out unchanged) when the
  * request cannot be written safely: a missing or invalid :method, :path or authority, CONNECT,
  * an unknown pseudo-field, a field name that is not a token, a value with CR, LF, NUL or
- * another control byte, differing or invalid content-length values, or a content-length that
- * contradicts has_body. */
+ * another control byte or with surrounding whitespace, differing or invalid content-length
+ * values, or a content-length that contradicts has_body. The grammar is http/syntax.h's, shared
+ * with the request validator (http/request.h) that runs before a backend is chosen: these
+ * refusals are defence in depth. */
 int sp_h1_request_head(const struct sp_field *fields, size_t n, bool has_body,
                        struct sp_h1_buf *out, struct sp_h1_request_info *ret_info);
 
