@@ -345,7 +345,9 @@ bool sp_health_event_from_err(enum sp_err_class c, enum sp_health_event *ret_ev)
     case SP_ERR_BACKEND_5XX:
         *ret_ev = SP_HEALTH_EV_5XX;
         return true;
-    case SP_ERR_CLIENT:
+    case SP_ERR_CLIENT_ABORT:
+    case SP_ERR_CLIENT_TIMEOUT:
+    case SP_ERR_CLIENT_INVALID:
     case SP_ERR_INTERNAL:
         return false;
     }

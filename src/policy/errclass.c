@@ -8,8 +8,12 @@ const char *sp_err_class_name(enum sp_err_class c)
     switch (c) {
     case SP_ERR_NONE:
         return "none";
-    case SP_ERR_CLIENT:
-        return "client";
+    case SP_ERR_CLIENT_ABORT:
+        return "client_abort";
+    case SP_ERR_CLIENT_TIMEOUT:
+        return "client_timeout";
+    case SP_ERR_CLIENT_INVALID:
+        return "client_invalid";
     case SP_ERR_BACKEND_CONNECT:
         return "backend_connect";
     case SP_ERR_BACKEND_PROTOCOL:
@@ -33,11 +37,18 @@ bool sp_err_is_backend(enum sp_err_class c)
     case SP_ERR_BACKEND_5XX:
         return true;
     case SP_ERR_NONE:
-    case SP_ERR_CLIENT:
+    case SP_ERR_CLIENT_ABORT:
+    case SP_ERR_CLIENT_TIMEOUT:
+    case SP_ERR_CLIENT_INVALID:
     case SP_ERR_INTERNAL:
         return false;
     }
     return false;
+}
+
+bool sp_err_is_client(enum sp_err_class c)
+{
+    return c == SP_ERR_CLIENT_ABORT || c == SP_ERR_CLIENT_TIMEOUT || c == SP_ERR_CLIENT_INVALID;
 }
 
 unsigned sp_err_status(enum sp_err_class c)
@@ -45,7 +56,11 @@ unsigned sp_err_status(enum sp_err_class c)
     switch (c) {
     case SP_ERR_NONE:
         return 0;
-    case SP_ERR_CLIENT:
+    case SP_ERR_CLIENT_ABORT:
+        return 499;
+    case SP_ERR_CLIENT_TIMEOUT:
+        return 408;
+    case SP_ERR_CLIENT_INVALID:
         return 400;
     case SP_ERR_BACKEND_CONNECT:
     case SP_ERR_BACKEND_PROTOCOL:

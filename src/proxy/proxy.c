@@ -53,14 +53,14 @@ static void access_log(struct req *r)
                 "backend=%s status=%u cause=%s class=%s tries=%u duration_ms=%.1f",
                 r->request_id, r->client_ip, str_or_dash(r->method),
                 sp_log_escape(auth, sizeof(auth), a, strlen(a)),
-                sp_log_escape(path, sizeof(path), p, strlen(p)), upname, beid, r->status, r->cause,
-                sp_err_class_name(r->cls), r->tries,
+                sp_log_escape(path, sizeof(path), p, strlen(p)), upname, beid, r->status,
+                sp_cause_name(r->cause), sp_err_class_name(r->cls), r->tries,
                 (double)(sp_time_now() - r->start_ns) / (double)SP_MS);
 }
 
 /* Ends the current try: its breaker admission, passive health and retry-budget accounting. cls
- * is SP_ERR_NONE for a response below 500, SP_ERR_BACKEND_5XX for a 5xx, SP_ERR_CLIENT when the
- * client gave up (nobody to blame). Idempotent per try. */
+ * is SP_ERR_NONE for a response below 500, SP_ERR_BACKEND_5XX for a 5xx, a client class when the
+ * client is at fault (nobody else to blame). Idempotent per try. */
 static void end_try(struct req *r, enum sp_err_class cls)
 {
     struct upstream_rt *u;
@@ -78,26 +78,6 @@ static void end_try(struct req *r, enum sp_err_class cls)
     }
 }
 
-/* The error class of one of spooky's cause strings. */
-static enum sp_err_class class_of(const char *cause)
-{
-    if (strcmp(cause, "connect") == 0 || strcmp(cause, "handshake") == 0)
-        return SP_ERR_BACKEND_CONNECT;
-    if (strcmp(cause, "reset") == 0 || strcmp(cause, "protocol") == 0 ||
-        strcmp(cause, "conn_lost") == 0)
-        return SP_ERR_BACKEND_PROTOCOL;
-    if (strcmp(cause, "timeout") == 0 || strcmp(cause, "backend_body_timeout") == 0 ||
-        strcmp(cause, "request_timeout") == 0 || strcmp(cause, "try_timeout") == 0)
-        return SP_ERR_BACKEND_TIMEOUT;
-    if (strcmp(cause, "client_body_timeout") == 0)
-        return SP_ERR_CLIENT;
-    if (strcmp(cause, "client_abort") == 0 || strcmp(cause, "body_too_large") == 0 ||
-        strcmp(cause, "no_route") == 0 || strcmp(cause, "connect_unsupported") == 0 ||
-        strcmp(cause, "invalid_request") == 0)
-        return SP_ERR_CLIENT;
-    return SP_ERR_INTERNAL; /* no_backend, queue_full, breaker_open, shutdown */
-}
-
 /* Frees the request once neither stream nor the pool refers to it. */
 static void maybe_finish(struct req *r)
 {
@@ -110,7 +90,7 @@ static void maybe_finish(struct req *r)
     ev_timer_stop(r->px->loop, &r->total);
     ev_timer_stop(r->px->loop, &r->try_timer);
     ev_timer_stop(r->px->loop, &r->stall);
-    end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT : r->cls);
+    end_try(r, r->cls == SP_ERR_NONE ? SP_ERR_CLIENT_ABORT : r->cls);
     if (r->routed)
         sp_budget_request_finished(&r->px->ups[r->up].budget);
     if (r->status == 0)
@@ -133,15 +113,16 @@ static void detach_upstream(struct req *r)
 }
 
 /* Answers the client with a spooky-generated error (only before any response byte). */
-static void respond_error(struct req *r, unsigned status, const char *cause)
+static void respond_error(struct req *r, enum sp_cause cause)
 {
+    unsigned status = sp_cause_info(cause)->status;
     char body[96], len[16];
     int n;
 
     r->cause = cause;
     if (r->cs == NULL || r->resp_started)
         return;
-    n = snprintf(body, sizeof(body), "%u %s\n", status, cause);
+    n = snprintf(body, sizeof(body), "%u %s\n", status, sp_cause_name(cause));
     snprintf(len, sizeof(len), "%d", n);
     struct sp_field f[] = {
         {(const uint8_t *)"content-type", 12, (const uint8_t *)"text/plain", 10},
@@ -164,9 +145,13 @@ static void respond_error(struct req *r, unsigned status, const char *cause)
 
 static void report_latency(struct req *r, bool ok);
 
-static void fail_request(struct req *r, unsigned status, const char *cause)
+/* Ends the request with cause: spooky's own answer (the cause's status) before the response
+ * started, a reset client stream after. */
+static void fail_request(struct req *r, enum sp_cause cause)
 {
-    r->cls = class_of(cause);
+    unsigned status = sp_cause_info(cause)->status;
+
+    r->cls = sp_cause_class(cause);
     if (status >= 500)
         report_latency(r, false);
     end_try(r, r->cls);
@@ -176,7 +161,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
         /* Once the response has started the client already has its status: say what we do
          * instead, so this line and the access line agree. */
         SP_LOG_WARN("proxy", "request_id=%s backend=%s status=%u cause=%s action=%s", r->request_id,
-                    beid, r->resp_started ? r->status : status, cause,
+                    beid, r->resp_started ? r->status : status, sp_cause_name(cause),
                     r->resp_started ? "reset_client_stream" : "respond_error");
     }
     ev_timer_stop(r->px->loop, &r->timer);
@@ -192,7 +177,7 @@ static void fail_request(struct req *r, unsigned status, const char *cause)
         if (r->cs != NULL && !r->resp_done)
             sp_h3_stream_reset(r->cs, SP_H3_INTERNAL_ERROR);
     } else {
-        respond_error(r, status, cause);
+        respond_error(r, cause);
     }
     maybe_finish(r);
 }
@@ -264,7 +249,7 @@ static void submit(struct req *r, struct sp_pool_conn *c)
     rv = sp_pool_submit(c, fields, n, has_body, &r->us);
     free(fields);
     if (rv != 0) {
-        fail_request(r, 502, "protocol");
+        fail_request(r, SP_CAUSE_PROTOCOL);
         return;
     }
     r->counted = true;
@@ -344,7 +329,7 @@ static bool other_backend_available(const struct req *r)
  * request it carried: the first of its requests to retry takes the budget's decision for all of
  * them (conn_death names the connection; 0 = not a connection's death), so a connection carrying
  * 50 GETs retries all 50 or none. Returns false (and logs) when the budget refuses. */
-static bool charge_budget(struct req *r, struct upstream_rt *u, const char *cause,
+static bool charge_budget(struct req *r, struct upstream_rt *u, enum sp_cause cause,
                           uint64_t conn_death)
 {
     bool ok;
@@ -361,11 +346,11 @@ static bool charge_budget(struct req *r, struct upstream_rt *u, const char *caus
     }
     if (!ok)
         SP_LOG_WARN_LIMITED("proxy", "request_id=%s cause=%s action=no_retry reason=retry_budget",
-                            r->request_id, cause);
+                            r->request_id, sp_cause_name(cause));
     return ok;
 }
 
-static bool retry(struct req *r, const char *cause, bool never_processed, uint64_t conn_death)
+static bool retry(struct req *r, enum sp_cause cause, bool never_processed, uint64_t conn_death)
 {
     struct upstream_rt *u = &r->px->ups[r->up];
     const struct sp_retry_conf *rc = &u->conf->retries;
@@ -379,7 +364,7 @@ static bool retry(struct req *r, const char *cause, bool never_processed, uint64
      * the backend never processed may go to the same backend again (say a keep-alive connection
      * it closed just as the request left), if that backend is still usable. */
     if (r->cs == NULL || r->resp_started || r->tries > rc->max ||
-        !sp_err_retryable(class_of(cause), never_processed, idempotent, replayable, false) ||
+        !sp_err_retryable(sp_cause_class(cause), never_processed, idempotent, replayable, false) ||
         (!elsewhere &&
          !(never_processed && sp_pool_backend_eligible(u->pool, (size_t)r->be, sp_time_now()))))
         return false;
@@ -393,17 +378,18 @@ static bool retry(struct req *r, const char *cause, bool never_processed, uint64
                              sp_random_u64());
     SP_LOG_WARN("proxy",
                 "request_id=%s backend=%s cause=%s action=retry_next_backend delay_ms=%.1f",
-                r->request_id, u->conf->backends[r->be].id, cause, (double)delay / (double)SP_MS);
+                r->request_id, u->conf->backends[r->be].id, sp_cause_name(cause),
+                (double)delay / (double)SP_MS);
     ev_timer_set(&r->backoff, (double)delay / (double)SP_SEC, 0.);
     ev_timer_start(r->px->loop, &r->backoff);
     return true;
 }
 
-static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
+static void on_pool_fail(struct sp_pool_waiter *w, enum sp_cause cause)
 {
     struct req *r = SP_CONTAINER_OF(w, struct req, waiter);
 
-    end_try(r, class_of(cause));
+    end_try(r, sp_cause_class(cause));
     if (r->cs == NULL) {
         maybe_finish(r);
         return;
@@ -411,7 +397,7 @@ static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
     /* The request never left spooky: safe to try another backend whatever the method. */
     if (retry(r, cause, true, 0))
         return;
-    fail_request(r, 502, cause);
+    fail_request(r, cause);
 }
 
 /* Fills the balancer's view: weights scaled by passive health, ineligible backends marked, and
@@ -445,7 +431,7 @@ static void pick_and_acquire(struct req *r)
     /* A breaker may refuse the pick (half-open quota, concurrency cap): pick again without it. */
     for (size_t attempt = 0;; attempt++) {
         if (attempt == u->conf->backends_count || sp_proxy_select_backend(r, u, now, &idx) != 0) {
-            fail_request(r, 503, attempt > 0 ? "breaker_open" : "no_backend");
+            fail_request(r, attempt > 0 ? SP_CAUSE_BREAKER_OPEN : SP_CAUSE_NO_BACKEND);
             return;
         }
         if (sp_pool_admit(u->pool, idx, now))
@@ -459,7 +445,7 @@ static void pick_and_acquire(struct req *r)
     if (rv == 0)
         submit(r, c);
     else if (rv == -EBUSY)
-        fail_request(r, 503, "queue_full");
+        fail_request(r, SP_CAUSE_QUEUE_FULL);
 }
 
 /* ---- client stream callbacks ------------------------------------------------------------- */
@@ -534,7 +520,7 @@ static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, 
     r->body_bytes += len;
     if (max != 0 && r->body_bytes > max && !r->resp_started) {
         sp_h3_stream_consume(s, len);
-        fail_request(r, 413, "body_too_large");
+        fail_request(r, SP_CAUSE_BODY_TOO_LARGE);
         return;
     }
     if (r->us.impl != NULL) {
@@ -586,8 +572,10 @@ static void cs_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
     SP_LOG_DEBUG("proxy", "request_id=%s event=client_stream_closed err=0x%llx resp_done=%d",
                  r->request_id, (unsigned long long)app_error, r->resp_done);
     if (!r->resp_done || app_error != 0) {
-        if (r->cause == NULL || strcmp(r->cause, "-") == 0)
-            r->cause = "client_abort";
+        if (r->cause == SP_CAUSE_NONE) {
+            r->cause = SP_CAUSE_CLIENT_ABORT;
+            r->cls = SP_ERR_CLIENT_ABORT;
+        }
         if (r->waiter.queued)
             sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
         detach_upstream(r);
@@ -652,7 +640,7 @@ static void us_on_headers(struct sp_ustream *s, void *user)
         r->cls = SP_ERR_BACKEND_5XX;
     end_try(r, r->cls);
     if (sp_h3_stream_respond(r->cs, r->status, out, n, true) != 0)
-        fail_request(r, 502, "protocol");
+        fail_request(r, SP_CAUSE_PROTOCOL);
     free(out);
 }
 
@@ -702,17 +690,18 @@ static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error 
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
     }
     if (!r->resp_done) {
-        const char *cause = err == SP_USTREAM_PROTOCOL    ? "protocol"
-                            : err == SP_USTREAM_CONN_LOST ? "conn_lost"
-                                                          : "reset";
+        enum sp_cause cause = err == SP_USTREAM_PROTOCOL    ? SP_CAUSE_PROTOCOL
+                              : err == SP_USTREAM_CONN_LOST ? SP_CAUSE_CONN_LOST
+                              : err == SP_USTREAM_REFUSED   ? SP_CAUSE_REFUSED
+                                                            : SP_CAUSE_RESET;
 
         /* REFUSED: the backend did not process it (H3_REQUEST_REJECTED, REFUSED_STREAM, above
          * GOAWAY, never sent) and is not to blame; anything else counts against it. */
-        end_try(r, err == SP_USTREAM_REFUSED ? SP_ERR_INTERNAL : class_of(cause));
+        end_try(r, err == SP_USTREAM_REFUSED ? SP_ERR_INTERNAL : sp_cause_class(cause));
         if (retry(r, cause, err == SP_USTREAM_REFUSED,
                   err == SP_USTREAM_CONN_LOST ? r->conn_serial : 0))
             return;
-        fail_request(r, 502, cause);
+        fail_request(r, cause);
         return;
     }
     maybe_finish(r);
@@ -734,7 +723,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    fail_request(r, 504, "timeout");
+    fail_request(r, SP_CAUSE_TIMEOUT);
 }
 
 /* The current try had no response headers within try_ms: give up on it, and try another backend
@@ -750,9 +739,9 @@ static void on_try_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         return; /* nobody to answer, or the response is already on its way */
     report_latency(r, false);
     end_try(r, SP_ERR_BACKEND_TIMEOUT);
-    if (retry(r, "try_timeout", false, 0))
+    if (retry(r, SP_CAUSE_TRY_TIMEOUT, false, 0))
         return;
-    fail_request(r, 504, "try_timeout");
+    fail_request(r, SP_CAUSE_TRY_TIMEOUT);
 }
 
 static void on_body_idle(struct ev_loop *loop, ev_timer *w, int revents)
@@ -765,9 +754,9 @@ static void on_body_idle(struct ev_loop *loop, ev_timer *w, int revents)
      * backend (the class decides whether the backend's health pays for it). */
     if ((r->resp_started && r->cs != NULL && sp_h3_stream_unacked(r->cs) > 0) ||
         (!r->resp_started && !r->req_done))
-        fail_request(r, 504, "client_body_timeout");
+        fail_request(r, SP_CAUSE_CLIENT_BODY_TIMEOUT);
     else
-        fail_request(r, 504, "backend_body_timeout");
+        fail_request(r, SP_CAUSE_BACKEND_BODY_TIMEOUT);
 }
 
 static void on_total_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -776,7 +765,7 @@ static void on_total_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    fail_request(r, 504, "request_timeout");
+    fail_request(r, SP_CAUSE_REQUEST_TIMEOUT);
 }
 
 static char *field_dup(const struct sp_fields *f, const char *name)
@@ -819,7 +808,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     r->cs = s;
     r->conn = c;
     r->be = -1;
-    r->cause = "-";
+    r->cause = SP_CAUSE_NONE;
     r->start_ns = sp_time_now();
     r->waiter.on_ready = on_pool_ready;
     r->waiter.on_fail = on_pool_fail;
@@ -840,7 +829,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     px->inflight++;
     sp_h3_stream_set_user(s, &client_stream_ops, r);
     if (r->method != NULL && strcmp(r->method, "CONNECT") == 0) {
-        fail_request(r, 501, "connect_unsupported");
+        fail_request(r, SP_CAUSE_CONNECT_UNSUPPORTED);
         return;
     }
     /* Before routing and backend choice: what no upstream writer could forward is the client's
@@ -848,7 +837,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     if (sp_request_validate(f, &reason) != 0) {
         SP_LOG_DEBUG("proxy", "request_id=%s event=invalid_request reason=%s", r->request_id,
                      reason);
-        fail_request(r, 400, "invalid_request");
+        fail_request(r, SP_CAUSE_INVALID_REQUEST);
         return;
     }
     up = sp_router_match(px->router, str_or_dash(r->authority), strlen(str_or_dash(r->authority)),
@@ -857,7 +846,7 @@ static void on_request(struct sp_h3_conn *c, struct sp_h3_stream *s, void *ctx)
     if (up < 0)
         up = px->default_up;
     if (up < 0) {
-        fail_request(r, 404, "no_route");
+        fail_request(r, SP_CAUSE_NO_ROUTE);
         return;
     }
     r->routed = true;

@@ -15,6 +15,7 @@
 #include "http/server.h"
 #include "lb/lb.h"
 #include "lb/sticky.h"
+#include "policy/cause.h"
 #include "policy/errclass.h"
 #include "policy/retry_budget.h"
 #include "proxy/router.h"
@@ -62,7 +63,7 @@ struct req {
     unsigned status;                 /* status sent to the client */
     unsigned tries;                  /* backends tried */
     uint64_t body_bytes;             /* request body bytes received */
-    const char *cause;               /* static; "-" when fine */
+    enum sp_cause cause;             /* why it ended; SP_CAUSE_NONE when fine */
     char *xff, *via;                 /* owned; built header values */
     char *set_cookie;                /* owned; sticky cookie to set on the response, or NULL */
     struct sp_h3_conn *conn;         /* borrowed; the client connection (valid while cs is) */

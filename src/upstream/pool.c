@@ -225,7 +225,7 @@ static void backend_dispatch(struct backend *be)
             break;
 }
 
-static void fail_waiters(struct backend *be, const char *cause)
+static void fail_waiters(struct backend *be, enum sp_cause cause)
 {
     while (be->qhead != NULL) {
         struct sp_pool_waiter *w = be->qhead;
@@ -284,14 +284,14 @@ static void free_conn(void *arg)
     free(c);
 }
 
-/* Classifies why a connection never became ready: no answer at all ("connect") or a QUIC/TLS
- * handshake that started and failed ("handshake"). */
-static const char *connect_cause(const char *why)
+/* Classifies why a connection never became ready: no answer at all (connect) or a QUIC/TLS
+ * handshake that started and failed (handshake). */
+static enum sp_cause connect_cause(const char *why)
 {
     if (strcmp(why, "handshake_timeout") == 0 || strcmp(why, "tls_error") == 0 ||
         strcmp(why, "handshake") == 0)
-        return "handshake";
-    return "connect";
+        return SP_CAUSE_HANDSHAKE;
+    return SP_CAUSE_CONNECT;
 }
 
 static void unlink_conn(struct sp_pool_conn *c)
@@ -536,7 +536,7 @@ void sp_pool_shutdown(struct sp_pool *p)
         struct backend *be = &p->backends[i];
 
         ev_timer_stop(p->loop, &be->readmit);
-        fail_waiters(be, "shutdown");
+        fail_waiters(be, SP_CAUSE_SHUTDOWN);
         for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
             if (c->ready && conn_active(c) == 0)
                 conn_close(c, "shutdown");
@@ -553,7 +553,7 @@ void sp_pool_free(struct sp_pool *p)
     for (size_t i = 0; i < p->nbackends; i++) {
         struct backend *be = &p->backends[i];
 
-        fail_waiters(be, "shutdown");
+        fail_waiters(be, SP_CAUSE_SHUTDOWN);
         /* Each close unlinks the conn (ev_on_closed) and defers its free. */
         while (be->conns != NULL) {
             struct sp_pool_conn *c = be->conns;
@@ -702,7 +702,7 @@ void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_e
     enum sp_health_event ev;
 
     if (admitted) {
-        if (cls != SP_ERR_CLIENT && cls != SP_ERR_INTERNAL) {
+        if (!sp_err_is_client(cls) && cls != SP_ERR_INTERNAL) {
             enum sp_breaker_state before = sp_breaker_state(be->breaker);
 
             sp_breaker_report(be->breaker, cls == SP_ERR_NONE, now);

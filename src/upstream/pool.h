@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/defer.h"
 #include "core/time.h"
+#include "policy/cause.h"
 #include "policy/errclass.h"
 #include "tls/tls.h"
 #include "upstream/upstream.h"
@@ -33,8 +34,8 @@ struct sp_pool_waiter {
     bool queued;                        /* internal */
     /* A connection with a free stream: submit on it now (synchronously). */
     void (*on_ready)(struct sp_pool_waiter *w, struct sp_pool_conn *c);
-    /* No stream will come: cause is "connect", "handshake", "goaway" or "shutdown". */
-    void (*on_fail)(struct sp_pool_waiter *w, const char *cause);
+    /* No stream will come: cause is SP_CAUSE_CONNECT, _HANDSHAKE or _SHUTDOWN. */
+    void (*on_fail)(struct sp_pool_waiter *w, enum sp_cause cause);
 };
 
 /* Per-backend counters the balancer and the tests read. */
@@ -99,8 +100,8 @@ bool sp_pool_update_panic(struct sp_pool *p);
 bool sp_pool_admit(struct sp_pool *p, size_t backend, sp_time_t now);
 
 /* How a request on backend ended, for the breaker and passive health: SP_ERR_NONE for a response
- * below 500, SP_ERR_BACKEND_5XX for a 5xx, the failure's class otherwise. SP_ERR_CLIENT (the client
- * went away) blames nobody. Logs breaker and health transitions (once each, at info). */
+ * below 500, SP_ERR_BACKEND_5XX for a 5xx, the failure's class otherwise. A client class (the
+ * client went away) blames nobody. Logs breaker and health transitions (once each, at info). */
 void sp_pool_outcome(struct sp_pool *p, size_t backend, bool admitted, enum sp_err_class cls,
                      sp_time_t now);
 

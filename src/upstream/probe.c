@@ -100,12 +100,12 @@ static void on_pool_ready(struct sp_pool_waiter *w, struct sp_pool_conn *c)
     probe_submit(SP_CONTAINER_OF(w, struct sp_prober, waiter), c);
 }
 
-static void on_pool_fail(struct sp_pool_waiter *w, const char *cause)
+static void on_pool_fail(struct sp_pool_waiter *w, enum sp_cause cause)
 {
     struct sp_prober *pr = SP_CONTAINER_OF(w, struct sp_prober, waiter);
 
     if (pr->phase == PROBE_WAITING)
-        probe_end(pr, false, cause);
+        probe_end(pr, false, sp_cause_name(cause));
 }
 
 static void probe_begin(struct sp_prober *pr)

@@ -1,6 +1,6 @@
 """Requests the client got wrong are answered 400 by spooky before any backend is chosen
 (issue 9, item 4 "blame the right side"): whatever the backend protocol, the backend never sees
-them, the access log blames the client (class=client cause=invalid_request), and no number of
+them, the access log blames the client (class=client_invalid cause=invalid_request), and no number of
 them moves a backend's breaker or health.
 
 Before, ":authority: a.example@evil" got 502 from HTTP/1.1 upstreams (the HTTP/1.1 writer
@@ -90,7 +90,7 @@ def _good_request_reaches(sp, testc, seen, before):
 def _assert_blamed_on_client(sp, authority):
     (entry,) = sp.wait_access(authority=authority)
     assert (entry["status"], entry["class"], entry["cause"]) == \
-        ("400", "client", "invalid_request"), entry
+        ("400", "client_invalid", "invalid_request"), entry
     assert (entry["upstream"], entry["backend"], entry["tries"]) == ("-", "-", "0"), entry
 
 
@@ -121,7 +121,7 @@ def test_client_errors_never_open_the_breaker_or_eject_with_defaults(kind, start
         r = testc(sp.port, request_fields("/", authority=authority), n=5)
         assert [x.status for x in r.responses] == [400] * 5, r.responses
     assert len(sp.wait_access(count=20, status="400", cause="invalid_request",
-                              **{"class": "client"})) == 20
+                              **{"class": "client_invalid"})) == 20
     assert _good_request_reaches(sp, testc, seen, before) == 1
     be = seen.backend.id
     assert sp.entries(event="breaker", backend=be) == []
@@ -155,5 +155,5 @@ def test_other_invalid_requests_get_400_with_a_reason(fields, reason, testd, spo
     (line,) = sp.wait_entries(area="proxy", event="invalid_request")
     assert line["reason"] == reason, line
     (entry,) = sp.wait_access(status="400")
-    assert (entry["class"], entry["cause"]) == ("client", "invalid_request"), entry
+    assert (entry["class"], entry["cause"]) == ("client_invalid", "invalid_request"), entry
     assert _good_request_reaches(sp, testc, seen, before) == 1

@@ -10,7 +10,9 @@
 #include "policy/errclass.h"
 
 static const enum sp_err_class all_classes[SP_ERR_CLASS_COUNT] = {SP_ERR_NONE,
-                                                                  SP_ERR_CLIENT,
+                                                                  SP_ERR_CLIENT_ABORT,
+                                                                  SP_ERR_CLIENT_TIMEOUT,
+                                                                  SP_ERR_CLIENT_INVALID,
                                                                   SP_ERR_BACKEND_CONNECT,
                                                                   SP_ERR_BACKEND_PROTOCOL,
                                                                   SP_ERR_BACKEND_TIMEOUT,
@@ -24,9 +26,15 @@ static bool is_idempotent(const char *m)
 
 static void test_every_class_has_a_distinct_stable_name(void **state)
 {
-    static const char *const expected[SP_ERR_CLASS_COUNT] = {
-        "none",        "client",  "backend_connect", "backend_protocol", "backend_timeout",
-        "backend_5xx", "internal"};
+    static const char *const expected[SP_ERR_CLASS_COUNT] = {"none",
+                                                             "client_abort",
+                                                             "client_timeout",
+                                                             "client_invalid",
+                                                             "backend_connect",
+                                                             "backend_protocol",
+                                                             "backend_timeout",
+                                                             "backend_5xx",
+                                                             "internal"};
 
     (void)state;
     for (size_t i = 0; i < SP_ERR_CLASS_COUNT; i++)
@@ -38,7 +46,15 @@ static void test_only_backend_classes_blame_the_backend(void **state)
 {
     (void)state;
     assert_false(sp_err_is_backend(SP_ERR_NONE));
-    assert_false(sp_err_is_backend(SP_ERR_CLIENT));
+    assert_false(sp_err_is_backend(SP_ERR_CLIENT_ABORT));
+    assert_false(sp_err_is_backend(SP_ERR_CLIENT_TIMEOUT));
+    assert_false(sp_err_is_backend(SP_ERR_CLIENT_INVALID));
+    assert_true(sp_err_is_client(SP_ERR_CLIENT_ABORT));
+    assert_true(sp_err_is_client(SP_ERR_CLIENT_TIMEOUT));
+    assert_true(sp_err_is_client(SP_ERR_CLIENT_INVALID));
+    assert_false(sp_err_is_client(SP_ERR_NONE));
+    assert_false(sp_err_is_client(SP_ERR_BACKEND_TIMEOUT));
+    assert_false(sp_err_is_client(SP_ERR_INTERNAL));
     assert_true(sp_err_is_backend(SP_ERR_BACKEND_CONNECT));
     assert_true(sp_err_is_backend(SP_ERR_BACKEND_PROTOCOL));
     assert_true(sp_err_is_backend(SP_ERR_BACKEND_TIMEOUT));
@@ -50,7 +66,9 @@ static void test_timeouts_answer_504_and_other_backend_failures_502(void **state
 {
     (void)state;
     assert_int_equal(sp_err_status(SP_ERR_NONE), 0);
-    assert_int_equal(sp_err_status(SP_ERR_CLIENT), 400);
+    assert_int_equal(sp_err_status(SP_ERR_CLIENT_ABORT), 499);
+    assert_int_equal(sp_err_status(SP_ERR_CLIENT_TIMEOUT), 408);
+    assert_int_equal(sp_err_status(SP_ERR_CLIENT_INVALID), 400);
     assert_int_equal(sp_err_status(SP_ERR_BACKEND_CONNECT), 502);
     assert_int_equal(sp_err_status(SP_ERR_BACKEND_PROTOCOL), 502);
     assert_int_equal(sp_err_status(SP_ERR_BACKEND_TIMEOUT), 504);
@@ -119,7 +137,9 @@ static void test_success_client_and_internal_errors_are_never_retried(void **sta
 {
     (void)state;
     assert_false(sp_err_retryable(SP_ERR_NONE, true, true, true, false));
-    assert_false(sp_err_retryable(SP_ERR_CLIENT, true, true, true, false));
+    assert_false(sp_err_retryable(SP_ERR_CLIENT_ABORT, true, true, true, false));
+    assert_false(sp_err_retryable(SP_ERR_CLIENT_TIMEOUT, true, true, true, false));
+    assert_false(sp_err_retryable(SP_ERR_CLIENT_INVALID, true, true, true, false));
     assert_false(sp_err_retryable(SP_ERR_INTERNAL, true, true, true, false));
 }
 

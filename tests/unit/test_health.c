@@ -582,7 +582,9 @@ static void test_error_classes_map_to_passive_events(void **state)
     assert_true(sp_health_event_from_err(SP_ERR_BACKEND_5XX, &ev));
     assert_int_equal(ev, SP_HEALTH_EV_5XX);
     ev = SP_HEALTH_EV_TICK;
-    assert_false(sp_health_event_from_err(SP_ERR_CLIENT, &ev));
+    assert_false(sp_health_event_from_err(SP_ERR_CLIENT_ABORT, &ev));
+    assert_false(sp_health_event_from_err(SP_ERR_CLIENT_TIMEOUT, &ev));
+    assert_false(sp_health_event_from_err(SP_ERR_CLIENT_INVALID, &ev));
     assert_false(sp_health_event_from_err(SP_ERR_INTERNAL, &ev));
     assert_int_equal(ev, SP_HEALTH_EV_TICK);
 }
