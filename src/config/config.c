@@ -437,6 +437,7 @@ static void build_retries(struct sp_retry_conf *r, const struct sp_raw_retries *
     r->min_retries = OR_DEFAULT(raw->min_retries, 3u);
     r->backoff_ms = OR_DEFAULT(raw->backoff_ms, 10);
     r->max_backoff_ms = OR_DEFAULT(raw->max_backoff_ms, 250);
+    r->replay_body_bytes = OR_DEFAULT(raw->replay_body_bytes, 65536);
 }
 
 /* `global` is the config's own timeouts section, already built. */

@@ -147,6 +147,8 @@ struct sp_retry_conf {
     unsigned min_retries;    /* retries in flight always allowed; default 3 */
     uint64_t backoff_ms;     /* base of the jittered exponential delay; default 10 */
     uint64_t max_backoff_ms; /* cap of that delay; default 250 */
+    uint64_t replay_body_bytes; /* request body kept to send again on a retry; default 65536;
+                                   a longer body makes its request not retryable */
 };
 
 /* Active health probes (per worker, per backend): GET path over the backend's own protocol. */

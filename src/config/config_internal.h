@@ -147,6 +147,7 @@ struct sp_raw_retries {
     unsigned *min_retries;
     uint64_t *backoff_ms;
     uint64_t *max_backoff_ms;
+    uint64_t *replay_body_bytes;
 };
 
 struct sp_raw_upstream {

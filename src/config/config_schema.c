@@ -221,6 +221,7 @@ static const cyaml_schema_field_t retries_fields[] = {
     CYAML_FIELD_UINT_PTR("min_retries", OPT, struct sp_raw_retries, min_retries),
     CYAML_FIELD_UINT_PTR("backoff_ms", OPT, struct sp_raw_retries, backoff_ms),
     CYAML_FIELD_UINT_PTR("max_backoff_ms", OPT, struct sp_raw_retries, max_backoff_ms),
+    CYAML_FIELD_UINT_PTR("replay_body_bytes", OPT, struct sp_raw_retries, replay_body_bytes),
     CYAML_FIELD_END,
 };
 

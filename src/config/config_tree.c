@@ -198,6 +198,7 @@ static const struct spec retries_fields[] = {
     UINT_KEY("min_retries", 0, 100000),
     UINT_KEY("backoff_ms", 0, 60000),
     UINT_KEY("max_backoff_ms", 0, 600000), /* ten minutes */
+    UINT_KEY("replay_body_bytes", 0, 16777216),
     {.key = NULL},
 };
 

@@ -129,6 +129,13 @@ void sp_bodybuf_advance(struct sp_bodybuf *b, size_t n)
     }
 }
 
+void sp_bodybuf_rewind(struct sp_bodybuf *b)
+{
+    b->rd = b->head;
+    b->rd_off = b->head_off;
+    b->read = b->acked;
+}
+
 void sp_bodybuf_ack(struct sp_bodybuf *b, uint64_t n)
 {
     assert(n <= b->read - b->acked);

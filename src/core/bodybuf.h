@@ -52,6 +52,10 @@ size_t sp_bodybuf_peek(const struct sp_bodybuf *b, struct sp_bodybuf_vec *vec, s
 /* Marks n pending bytes as handed out. n must not exceed the pending count. */
 void sp_bodybuf_advance(struct sp_bodybuf *b, size_t n);
 
+/* Hands out again every byte still held: the read position goes back to the oldest one not yet
+ * freed (a replay of what was sent, for a retry). */
+void sp_bodybuf_rewind(struct sp_bodybuf *b);
+
 /* Frees the n oldest handed-out bytes. n must not exceed read - acked. */
 void sp_bodybuf_ack(struct sp_bodybuf *b, uint64_t n);
 

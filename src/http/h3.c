@@ -125,8 +125,9 @@ static void stream_finish(struct sp_h3_stream *s, uint64_t app_error)
     const struct sp_h3_stream_ops *ops = s->ops;
 
     /* Bytes the user still held when the stream went away would never be credited: give the
-     * connection-level credit back now, or the connection window leaks shut over time. */
-    if (s->in_data > s->in_credited)
+     * connection-level credit back now, or the connection window leaks shut over time (a
+     * client connection returned it on receipt already, see cb_recv_data). */
+    if (s->conn->server && s->in_data > s->in_credited)
         sp_quic_conn_consume(&s->conn->qc, -1, s->in_data - s->in_credited);
     s->in_credited = s->in_data;
 
@@ -240,6 +241,12 @@ static int cb_recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data
         return 0;
     }
     s->in_data += datalen;
+    /* A client (backend) connection carries many clients' responses: one client that does not
+     * read must not starve the others, so the connection's credit returns as soon as the bytes
+     * are taken (each stream's own credit still waits for its client: the stream window bounds
+     * what one request can make us hold). RFC 9000 §4.1 lets the two levels move apart. */
+    if (!c->server)
+        sp_quic_conn_consume(&c->qc, -1, datalen);
     s->ops->on_data(s, s->user, data, datalen);
     return 0;
 }
@@ -924,6 +931,18 @@ void sp_h3_conn_shutdown(struct sp_h3_conn *c)
     sp_quic_conn_write(&c->qc);
 }
 
+void sp_h3_conn_shutdown_final(struct sp_h3_conn *c)
+{
+    if (c->h3 == NULL || c->qc.state != SP_QUIC_CONN_ESTABLISHED)
+        return;
+    c->goaway = true;
+    /* RFC 9114 §5.2: the id of the first request stream we have not seen; nghttp3 rejects later
+     * ones with H3_REQUEST_REJECTED. */
+    if (nghttp3_conn_shutdown(c->h3) != 0)
+        return;
+    sp_quic_conn_write(&c->qc);
+}
+
 void sp_h3_conn_close(struct sp_h3_conn *c, const char *reason)
 {
     sp_quic_conn_close(&c->qc, SP_H3_NO_ERROR, reason);
@@ -1024,7 +1043,10 @@ void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_field *trailers, s
 void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len)
 {
     s->in_credited += len;
-    sp_quic_conn_consume(&s->conn->qc, s->id, len);
+    if (s->conn->server)
+        sp_quic_conn_consume(&s->conn->qc, s->id, len);
+    else
+        sp_quic_conn_consume_stream(&s->conn->qc, s->id, len); /* the connection's went already */
     /* Credit is worth sending promptly: the peer may be blocked on it. */
     sp_quic_conn_write(&s->conn->qc);
 }

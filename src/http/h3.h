@@ -115,6 +115,11 @@ int sp_h3_conn_submit_request(struct sp_h3_conn *c, const struct sp_field *field
 /* Server: starts a graceful shutdown (GOAWAY, RFC 9114 §5.2). */
 void sp_h3_conn_shutdown(struct sp_h3_conn *c);
 
+/* Server: the second step of a graceful shutdown: GOAWAY with the id of the first request stream
+ * not yet received; requests on that or later streams are rejected (H3_REQUEST_REJECTED) and
+ * the client may retry them elsewhere (RFC 9114 §5.2). */
+void sp_h3_conn_shutdown_final(struct sp_h3_conn *c);
+
 /* Closes the whole connection now with H3_NO_ERROR. */
 void sp_h3_conn_close(struct sp_h3_conn *c, const char *reason);
 

@@ -160,9 +160,10 @@ static void fail_request(struct req *r, enum sp_cause cause)
 
         /* Once the response has started the client already has its status: say what we do
          * instead, so this line and the access line agree. */
-        SP_LOG_WARN("proxy", "request_id=%s backend=%s status=%u cause=%s action=%s", r->request_id,
-                    beid, r->resp_started ? r->status : status, sp_cause_name(cause),
-                    r->resp_started ? "reset_client_stream" : "respond_error");
+        SP_LOG_WARN_LIMITED("proxy", "request_id=%s backend=%s status=%u cause=%s action=%s",
+                            r->request_id, beid, r->resp_started ? r->status : status,
+                            sp_cause_name(cause),
+                            r->resp_started ? "reset_client_stream" : "respond_error");
     }
     ev_timer_stop(r->px->loop, &r->timer);
     ev_timer_stop(r->px->loop, &r->idle);
@@ -233,16 +234,29 @@ static size_t build_request_fields(struct req *r, const struct sp_fields *in, st
     return n;
 }
 
+/* The body outgrew the replay limit: a retry can no longer send it again; what every try
+ * already has is freed (bytes not yet sent stay until they are). */
+static void replay_drop(struct req *r)
+{
+    r->replay_lost = true;
+    sp_bodybuf_ack(&r->pending, r->pending.read - r->pending.acked);
+}
+
 static void submit(struct req *r, struct sp_pool_conn *c)
 {
     const struct sp_fields *in = sp_h3_stream_headers(r->cs);
     struct sp_field *fields = sp_xmalloc((in->count + ADDED_FIELDS) * sizeof(*fields));
-    bool has_body = !r->req_done || sp_bodybuf_pending(&r->pending) > 0 ||
-                    sp_h3_stream_trailers(r->cs)->count > 0;
     struct sp_bodybuf_vec v[8];
     size_t n = build_request_fields(r, in, fields);
     uint64_t try_ms = r->px->ups[r->up].conf->timeouts.try_ms;
+    bool has_body;
     int rv;
+
+    if (!r->replay_lost)
+        sp_bodybuf_rewind(&r->pending); /* a retry sends the whole body again */
+    has_body = !r->req_done || sp_bodybuf_pending(&r->pending) > 0 ||
+               sp_h3_stream_trailers(r->cs)->count > 0;
+    r->try_acked = 0;
 
     r->us.cbs = &upstream_cbs;
     r->us.user = r;
@@ -263,17 +277,18 @@ static void submit(struct req *r, struct sp_pool_conn *c)
         ev_timer_start(r->px->loop, &r->try_timer);
     }
     sp_pool_request_started(r->px->ups[r->up].pool, (size_t)r->be);
-    /* Body bytes that arrived while we waited for a stream: hand them over once. */
+    /* Body bytes that arrived while we waited for a stream (or a retry's replay): hand them
+     * over; they stay held while a later retry may need them. */
     while ((n = sp_bodybuf_peek(&r->pending, v, SP_ARRAY_LEN(v))) > 0) {
         size_t total = 0;
 
         for (size_t i = 0; i < n; i++) {
             sp_ustream_write(&r->us, v[i].base, v[i].len);
-            r->body_forwarded = true;
             total += v[i].len;
         }
         sp_bodybuf_advance(&r->pending, total);
-        sp_bodybuf_ack(&r->pending, total);
+        if (r->replay_lost)
+            sp_bodybuf_ack(&r->pending, total);
     }
     if (r->req_done && has_body) {
         const struct sp_fields *t = sp_h3_stream_trailers(r->cs);
@@ -355,7 +370,7 @@ static bool retry(struct req *r, enum sp_cause cause, bool never_processed, uint
     struct upstream_rt *u = &r->px->ups[r->up];
     const struct sp_retry_conf *rc = &u->conf->retries;
     bool idempotent = r->method != NULL && sp_err_method_idempotent(r->method, strlen(r->method));
-    bool replayable = !r->body_forwarded; /* unsent body bytes wait in r->pending */
+    bool replayable = !r->replay_lost; /* the body is held in r->pending for a replay */
     sp_time_t delay;
 
     bool elsewhere = other_backend_available(r);
@@ -376,10 +391,10 @@ static bool retry(struct req *r, enum sp_cause cause, bool never_processed, uint
     detach_upstream(r);
     delay = sp_backoff_delay(rc->backoff_ms * SP_MS, rc->max_backoff_ms * SP_MS, r->tries,
                              sp_random_u64());
-    SP_LOG_WARN("proxy",
-                "request_id=%s backend=%s cause=%s action=retry_next_backend delay_ms=%.1f",
-                r->request_id, u->conf->backends[r->be].id, sp_cause_name(cause),
-                (double)delay / (double)SP_MS);
+    SP_LOG_WARN_LIMITED("proxy",
+                        "request_id=%s backend=%s cause=%s action=retry_next_backend delay_ms=%.1f",
+                        r->request_id, u->conf->backends[r->be].id, sp_cause_name(cause),
+                        (double)delay / (double)SP_MS);
     ev_timer_set(&r->backoff, (double)delay / (double)SP_SEC, 0.);
     ev_timer_start(r->px->loop, &r->backoff);
     return true;
@@ -523,10 +538,16 @@ static void cs_on_data(struct sp_h3_stream *s, void *user, const uint8_t *data, 
         fail_request(r, SP_CAUSE_BODY_TOO_LARGE);
         return;
     }
+    if (r->routed && !r->replay_lost &&
+        r->body_bytes > r->px->ups[r->up].conf->retries.replay_body_bytes)
+        replay_drop(r);
     if (r->us.impl != NULL) {
         /* Credit goes back to the client when the backend acknowledges (us on_sent). */
         sp_ustream_write(&r->us, data, len);
-        r->body_forwarded = true;
+        if (!r->replay_lost) { /* kept, as sent, for a retry */
+            sp_bodybuf_append(&r->pending, data, len);
+            sp_bodybuf_advance(&r->pending, len);
+        }
     } else if (!r->resp_done && !r->finished) {
         sp_bodybuf_append(&r->pending, data, len);
     } else {
@@ -676,8 +697,12 @@ static void us_on_sent(struct sp_ustream *s, void *user, uint64_t len)
     body_progress(r);
 
     (void)s;
-    if (r->cs != NULL)
-        sp_h3_stream_consume(r->cs, len);
+    /* A retry sends bytes the client already got credit for: only new ones earn credit. */
+    r->try_acked += len;
+    if (r->cs != NULL && r->try_acked > r->body_credited) {
+        sp_h3_stream_consume(r->cs, r->try_acked - r->body_credited);
+        r->body_credited = r->try_acked;
+    }
 }
 
 static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error err)

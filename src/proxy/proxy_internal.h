@@ -56,7 +56,9 @@ struct req {
     struct sp_ustream us;         /* the backend request; us.impl NULL until submitted/closed */
     struct sp_pool_waiter waiter; /* queued for a stream */
     ev_timer timer;               /* response_ms: arrival -> response headers, all tries */
-    struct sp_bodybuf pending;    /* request body received before the upstream stream */
+    struct sp_bodybuf pending;    /* request body: bytes not yet sent to the current try, and
+                                     while replayable every byte received (read position =
+                                     what the current try has; rewound for a retry) */
     size_t up;                    /* upstream index, valid when routed */
     ssize_t be;                   /* backend index or -1 */
     bool routed, req_done, resp_started, resp_done, counted, finished;
@@ -79,7 +81,9 @@ struct req {
     ssize_t avoid_be;                /* backend a retry should avoid (the one that failed) */
     bool admitted;                   /* the current try holds a breaker admission */
     bool retrying;                   /* the current try counts against the retry budget */
-    bool body_forwarded;             /* request body bytes went to a backend: no replay possible */
+    bool replay_lost;                /* the body outgrew retries.replay_body_bytes: no replay */
+    uint64_t try_acked;              /* body bytes the current try's backend acknowledged */
+    uint64_t body_credited;          /* body bytes whose flow-control credit the client got */
     enum sp_err_class cls;           /* the request's error class (access log) */
     char *method, *authority, *path; /* owned copies for the access log */
     char request_id[129];

@@ -660,6 +660,13 @@ void sp_quic_conn_consume(struct sp_quic_conn *qc, int64_t stream_id, uint64_t l
     ngtcp2_conn_extend_max_offset(qc->conn, len);
 }
 
+void sp_quic_conn_consume_stream(struct sp_quic_conn *qc, int64_t stream_id, uint64_t len)
+{
+    if (qc->state == SP_QUIC_CONN_CLOSED || len == 0)
+        return;
+    (void)ngtcp2_conn_extend_max_stream_offset(qc->conn, stream_id, len);
+}
+
 void sp_quic_conn_shutdown_stream(struct sp_quic_conn *qc, int64_t stream_id,
                                   uint64_t app_error_code)
 {

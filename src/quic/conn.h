@@ -156,6 +156,10 @@ void sp_quic_conn_write(struct sp_quic_conn *qc);
  * Calls the app's on_closed. Idempotent. */
 void sp_quic_conn_close(struct sp_quic_conn *qc, uint64_t app_error_code, const char *reason);
 
+/* Gives `len` bytes of a stream back to the stream's flow control only (the connection's credit
+ * was returned separately). */
+void sp_quic_conn_consume_stream(struct sp_quic_conn *qc, int64_t stream_id, uint64_t len);
+
 /* Gives `len` bytes of a stream back to flow control (after the application consumed them). */
 void sp_quic_conn_consume(struct sp_quic_conn *qc, int64_t stream_id, uint64_t len);
 

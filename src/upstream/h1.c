@@ -760,6 +760,13 @@ static int c_submit(void *impl, const struct sp_field *fields, size_t n, bool ha
     return 0;
 }
 
+static bool c_held_by_client(const void *impl)
+{
+    const struct h1_conn *c = impl;
+
+    return c->state == H1_ACTIVE && c->read_paused;
+}
+
 static sp_time_t c_handshake_ns(const void *impl)
 {
     const struct h1_conn *c = impl;
@@ -776,4 +783,5 @@ const struct sp_uconn_ops sp_uconn_h1_ops = {
     .streams_left = c_streams_left,
     .submit = c_submit,
     .handshake_ns = c_handshake_ns,
+    .held_by_client = c_held_by_client,
 };

@@ -60,12 +60,7 @@ static void stream_finish(struct uh2_stream *s, enum sp_ustream_error err)
     struct uh2_conn *c = s->conn;
     struct sp_ustream *us = s->us;
 
-    /* Credit for bytes the user still held would never come back: give the connection-level
-     * part back now, or the connection window leaks shut over time. */
-    if (!c->closed && s->in_data > s->in_credited) {
-        (void)nghttp2_session_consume_connection(c->ng, s->in_data - s->in_credited);
-        sp_uh2_schedule_flush(c);
-    }
+    /* The connection-level credit of every byte went back on receipt (sp_uh2_stream_on_data). */
     s->in_credited = s->in_data;
     if (!c->closed)
         (void)nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
@@ -269,6 +264,11 @@ void sp_uh2_stream_on_data(struct uh2_stream *s, const uint8_t *data, size_t len
         return;
     }
     s->in_data += len;
+    /* One client that does not read must not starve the others on this connection: the
+     * connection window reopens as soon as the bytes are taken; the stream's own window waits
+     * for its client (RFC 9113 §5.2.1: flow control is per stream and per connection). */
+    (void)nghttp2_session_consume_connection(c->ng, len);
+    sp_uh2_schedule_flush(c);
     s->us->cbs->on_data(s->us, s->us->user, data, len);
 }
 
@@ -420,9 +420,8 @@ static void s_consume(void *impl, uint64_t len)
     s->in_credited += len;
     if (c->closed)
         return;
-    /* RFC 9113 §6.9: the backend's window reopens only as the client takes the bytes. */
-    if (nghttp2_session_consume(c->ng, s->id, (size_t)len) != 0)
-        (void)nghttp2_session_consume_connection(c->ng, (size_t)len);
+    /* RFC 9113 §6.9: the stream's window reopens only as the client takes the bytes. */
+    (void)nghttp2_session_consume_stream(c->ng, s->id, (size_t)len);
     sp_uh2_schedule_flush(c);
 }
 
@@ -437,7 +436,7 @@ static void s_cancel(void *impl)
     /* Credit the user will never return: give it back now; later DATA is consumed on arrival.
      * nghttp2 drops a HEADERS still queued and reports it not sent (on_frame_not_send). */
     if (s->in_data > s->in_credited)
-        (void)nghttp2_session_consume(c->ng, s->id, (size_t)(s->in_data - s->in_credited));
+        (void)nghttp2_session_consume_stream(c->ng, s->id, (size_t)(s->in_data - s->in_credited));
     s->in_credited = s->in_data;
     (void)nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
     sp_uh2_schedule_flush(c);

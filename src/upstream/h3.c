@@ -86,6 +86,9 @@ static void a_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
         err = SP_USTREAM_REFUSED; /* no byte of it ever left: the backend never saw it */
     else if (app_error != 0)
         err = qc->state == SP_QUIC_CONN_CLOSED ? SP_USTREAM_CONN_LOST : SP_USTREAM_RESET;
+    if (app_error != 0)
+        SP_LOG_DEBUG("upstream", "event=stream_closed proto=h3 app_error=0x%llx sent=%d err=%d",
+                     (unsigned long long)app_error, sp_h3_stream_sent_any(s), (int)err);
     us->impl = NULL;
     us->cbs->on_close(us, us->user, err);
 }

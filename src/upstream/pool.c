@@ -200,6 +200,20 @@ static int conn_open(struct backend *be)
     return 0;
 }
 
+/* Connections that count against max_connections_per_backend: all but those an HTTP/1.1
+ * request holds only because its client does not read (a slow reader keeps its one connection,
+ * never the backend's whole share of them). */
+static size_t counted_conns(const struct backend *be)
+{
+    size_t held = 0;
+
+    if (be->ops->held_by_client == NULL)
+        return be->nconns;
+    for (const struct sp_pool_conn *c = be->conns; c != NULL; c = c->next)
+        held += c->ready && be->ops->held_by_client(c->impl);
+    return be->nconns - held;
+}
+
 /* Hands free streams of ready connections to queued waiters, opening connections as needed. */
 static void backend_dispatch(struct backend *be)
 {
@@ -220,7 +234,7 @@ static void backend_dispatch(struct backend *be)
     }
     /* Open connections while waiters exceed what the handshakes under way will carry. */
     while (!p->shutting_down &&
-           sp_pool_should_open(&p->rules, be->nconns, be->connecting, be->qlen))
+           sp_pool_should_open(&p->rules, counted_conns(be), be->connecting, be->qlen))
         if (conn_open(be) != 0)
             break;
 }
@@ -581,7 +595,7 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
     }
     if (p->shutting_down ||
         (p->conf->breaker.max_pending > 0 && be->qlen >= p->conf->breaker.max_pending) ||
-        !sp_pool_may_queue(&p->rules, be->nconns, be->connecting, be->qlen, p->queued))
+        !sp_pool_may_queue(&p->rules, counted_conns(be), be->connecting, be->qlen, p->queued))
         return -EBUSY;
     w->backend = backend;
     queue_push(be, w);

@@ -127,6 +127,10 @@ struct sp_uconn_ops {
                   struct sp_ustream *s);
     /* Handshake duration (0 until ready). */
     sp_time_t (*handshake_ns)(const void *impl);
+    /* True when the connection is busy only because its client does not read the response
+     * (HTTP/1.1 with reading paused): it then does not count against the connection cap.
+     * NULL when a protocol multiplexes (a slow reader never holds a whole connection). */
+    bool (*held_by_client)(const void *impl);
     /* Smoothed RTT the transport measured (0 = unknown). NULL when the protocol has none. */
     sp_time_t (*rtt_ns)(const void *impl);
 };

@@ -5,7 +5,9 @@
  *                [--fail-status CODE]
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
  * /stall-after/N (N bytes then silence), /trailers, /status/CODE, /stats, /goaway (answers, then
- * sends GOAWAY); any other path answers 200 "hello from NAME: METHOD PATH". Every response carries
+ * sends GOAWAY), /goaway-final (answers, then sends the final GOAWAY: requests it has not received
+ * yet are rejected with H3_REQUEST_REJECTED); any other path answers 200 "hello from NAME: METHOD
+ * PATH". Every response carries
  * x-backend-id: NAME.
  * --delay-ms N makes a uniformly slow backend: every request, whatever its endpoint, is held N ms
  * from its arrival before it is acted on (answered, reset, or its own /delay/MS started); an /echo
@@ -50,6 +52,7 @@ enum kind {
     K_STATUS,
     K_STATS,
     K_GOAWAY,
+    K_GOAWAY_FINAL,
     K_NOT_FOUND
 };
 
@@ -236,6 +239,10 @@ static void finish_request(struct treq *r)
         send_text(r, 200, "text/plain", "goaway\n");
         sp_h3_conn_shutdown(sp_h3_stream_conn(r->s));
         break;
+    case K_GOAWAY_FINAL:
+        send_text(r, 200, "text/plain", "goaway\n");
+        sp_h3_conn_shutdown_final(sp_h3_stream_conn(r->s));
+        break;
     case K_NOT_FOUND:
         if (!r->responded)
             send_hello(r);
@@ -388,6 +395,8 @@ static enum kind classify(const struct sp_field *p, uint64_t *arg)
         return K_STATS;
     if (IS("/goaway"))
         return K_GOAWAY;
+    if (IS("/goaway-final"))
+        return K_GOAWAY_FINAL;
 #undef IS
     return K_NOT_FOUND;
 }
@@ -428,6 +437,7 @@ static void start_request(struct treq *r)
     case K_STATUS:
     case K_STATS:
     case K_GOAWAY:
+    case K_GOAWAY_FINAL:
     case K_NOT_FOUND:
         break; /* answered at the end of the request (t_on_end) */
     }

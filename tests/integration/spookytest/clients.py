@@ -375,6 +375,14 @@ class H3LoadRun:
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=self._err)
 
+    def holding(self):
+        """Responses a -noread client holds unread so far."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().count(b"holding an unread response")
+        except OSError:
+            return 0
+
     def requests_so_far(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -408,13 +416,14 @@ def _h3load_argv(port, plan, conns, streams, duration_s, max_requests, timeout_s
 
 
 def h3load_start(work_dir, port, *, plan, conns=4, streams=4, duration_s=60, timeout_s=10,
-                 host="127.0.0.1", group=None):
+                 host="127.0.0.1", group=None, noread=False):
     """Starts spooky-h3load client in the background (see H3LoadRun); it stops by itself after
-    duration_s at the latest."""
+    duration_s at the latest. noread=True: it never reads response bodies (H3LoadRun.holding()
+    counts the responses it holds unread)."""
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="h3load-", dir=work_dir))
     log_path = run_dir / "requests.jsonl"
     argv = _h3load_argv(port, plan, conns, streams, duration_s, 0, timeout_s, host)
-    argv += ["-log", str(log_path)]
+    argv += ["-log", str(log_path)] + (["-noread"] if noread else [])
     if group is not None:
         group.note_log("spooky-h3load", run_dir / "h3load.stderr")
     return H3LoadRun(argv, run_dir / "h3load.stderr", log_path, duration_s + timeout_s + 30)

@@ -11,7 +11,9 @@
 // response (POST/PUT to /echo) must equal the body sent; a GET /size/N response must be N
 // bytes. A request that is not complete after -timeout is a stall. SIGINT or SIGTERM ends the
 // run early: no new requests start, those in flight finish. Prints one JSON object; -log FILE
-// also writes one line per request (start and end times, status, error) for timelines.
+// also writes one line per request (start and end times, status, error) for timelines. -noread
+// takes each response's headers and never reads its body until the run ends (a stalled reader;
+// stderr says "holding an unread response" for each).
 //
 // server: an HTTP/3 backend that echoes POST/PUT bodies at /echo, sends N bytes at /size/N and
 // greets any other path; every response carries x-backend-id.
@@ -162,8 +164,15 @@ func classify(err error, ctx context.Context) string {
 	return s
 }
 
+// holdUnread, for -noread: a client that takes the response headers and then never reads the
+// body, until the run ends (the stalled reader a proxy must not let starve others).
+var holdUnread chan struct{}
+
 func oneRequest(rt *http3.RoundTripper, base string, st *step, timeout time.Duration, col *collector) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	if holdUnread != nil {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
 	var body io.Reader
 	if st.body != nil {
@@ -181,6 +190,13 @@ func oneRequest(rt *http3.RoundTripper, base string, st *step, timeout time.Dura
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		col.record(start, time.Since(start), 0, 0, 0, classify(err, ctx))
+		return
+	}
+	if holdUnread != nil {
+		fmt.Fprintf(os.Stderr, "holding an unread response, status %d\n", resp.StatusCode)
+		<-holdUnread
+		resp.Body.Close()
+		col.record(start, time.Since(start), resp.StatusCode, int64(len(st.body)), 0, "")
 		return
 	}
 	h := sha256.New()
@@ -227,6 +243,7 @@ func runClient(args []string) int {
 	planArg := fs.String("plan", "GET:/", "METHOD:PATH[:BODY_BYTES],...")
 	timeout := fs.Duration("timeout", 10*time.Second, "a request not complete by then is a stall")
 	logPath := fs.String("log", "", "write one JSON line per request to this file")
+	noread := fs.Bool("noread", false, "never read response bodies (hold them until the end)")
 	authority := fs.String("authority", "", "override :authority")
 	fs.Parse(args)
 	if *url == "" {
@@ -253,11 +270,22 @@ func runClient(args []string) int {
 	var stopping int32
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	if *noread {
+		holdUnread = make(chan struct{})
+	}
+	var once sync.Once
+	end := func() {
+		atomic.StoreInt32(&stopping, 1)
+		if holdUnread != nil {
+			once.Do(func() { close(holdUnread) })
+		}
+	}
 	go func() {
 		<-stop
-		atomic.StoreInt32(&stopping, 1)
+		end()
 	}()
 	deadline := time.Now().Add(*duration)
+	time.AfterFunc(*duration, end)
 	var wg sync.WaitGroup
 	start := time.Now()
 	rts := make([]*http3.RoundTripper, *conns)
