@@ -142,11 +142,11 @@ struct sp_breaker_settings {
 
 /* Retries of failed requests on another backend. */
 struct sp_retry_conf {
-    unsigned max;            /* tries after the first; default 2; 0 = never retry */
-    unsigned budget_pct;     /* retries in flight per 100 requests in flight; default 20 */
-    unsigned min_retries;    /* retries in flight always allowed; default 3 */
-    uint64_t backoff_ms;     /* base of the jittered exponential delay; default 10 */
-    uint64_t max_backoff_ms; /* cap of that delay; default 250 */
+    unsigned max;               /* tries after the first; default 2; 0 = never retry */
+    unsigned budget_pct;        /* retries in flight per 100 requests in flight; default 20 */
+    unsigned min_retries;       /* retries in flight always allowed; default 3 */
+    uint64_t backoff_ms;        /* base of the jittered exponential delay; default 10 */
+    uint64_t max_backoff_ms;    /* cap of that delay; default 250 */
     uint64_t replay_body_bytes; /* request body kept to send again on a retry; default 65536;
                                    a longer body makes its request not retryable */
 };
