@@ -404,6 +404,7 @@ static void build_health_check(struct sp_health_check_conf *h,
     if (raw->expected_status != NULL)
         (void)sp_config_parse_status_range(raw->expected_status, &h->status_min, &h->status_max);
     h->fall = OR_DEFAULT(raw->fall, 3u);
+    h->rtt_degrade_factor = OR_DEFAULT(raw->rtt_degrade_factor, 4u);
     h->rise = OR_DEFAULT(raw->rise, 2u);
     h->host = raw->host != NULL ? sp_xstrdup(raw->host) : NULL;
 }

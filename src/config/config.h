@@ -162,6 +162,9 @@ struct sp_health_check_conf {
     unsigned status_max;  /* default 399 */
     unsigned fall;        /* consecutive failed probes that eject, 1..100; default 3 */
     unsigned rise;        /* consecutive good probes that readmit, 1..100; default 2 */
+    unsigned rtt_degrade_factor; /* a probe whose connection RTT exceeds this many times the
+                                    backend's baseline (and the baseline + 5 ms) degrades it;
+                                    0..1000, default 4, 0 = off */
     char *host;           /* owned; :authority of probes; NULL = tls.server_name, else the
                              backend address */
 };

@@ -124,6 +124,7 @@ struct sp_raw_health_check {
     uint64_t *timeout_ms;
     char *expected_status; /* owned by libcyaml; "200" or "200-399"; NULL = absent */
     unsigned *fall;
+    unsigned *rtt_degrade_factor;
     unsigned *rise;
     char *host; /* owned by libcyaml; NULL = absent */
 };

@@ -196,6 +196,8 @@ static const cyaml_schema_field_t health_check_fields[] = {
     CYAML_FIELD_STRING_PTR("expected_status", OPT_PTR, struct sp_raw_health_check, expected_status,
                            0, CYAML_UNLIMITED),
     CYAML_FIELD_UINT_PTR("fall", OPT, struct sp_raw_health_check, fall),
+    CYAML_FIELD_UINT_PTR("rtt_degrade_factor", OPT, struct sp_raw_health_check,
+                         rtt_degrade_factor),
     CYAML_FIELD_UINT_PTR("rise", OPT, struct sp_raw_health_check, rise),
     CYAML_FIELD_STRING_PTR("host", OPT_PTR, struct sp_raw_health_check, host, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END,

@@ -173,6 +173,7 @@ static const struct spec health_check_fields[] = {
     UINT_KEY("timeout_ms", 1, 3600000),
     STR_KEY("expected_status", false, sp_config_check_status_range),
     UINT_KEY("fall", 1, 100),
+    UINT_KEY("rtt_degrade_factor", 0, 1000),
     UINT_KEY("rise", 1, 100),
     STR_KEY("host", false, sp_config_check_authority),
     {.key = NULL},

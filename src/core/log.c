@@ -14,6 +14,13 @@ static atomic_int out_format = SP_LOG_FORMAT_TEXT;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+static _Thread_local int log_worker = -1;
+
+void sp_log_set_worker(int id)
+{
+    log_worker = id;
+}
+
 void sp_log_configure(enum sp_log_level level, enum sp_log_format format)
 {
     atomic_store(&min_level, (int)level);
@@ -109,7 +116,7 @@ static void write_line(enum sp_log_level level, const char *area, const char *bo
 {
     char line[4096];
     char esc[3584];
-    char ts[40];
+    char ts[40], wk[24] = "";
     sp_time_t now = sp_time_wall();
     time_t secs = (time_t)(now / SP_SEC);
     struct tm tm;
@@ -118,13 +125,17 @@ static void write_line(enum sp_log_level level, const char *area, const char *bo
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     if (atomic_load_explicit(&out_format, memory_order_relaxed) == SP_LOG_FORMAT_JSON) {
+        if (log_worker >= 0)
+            snprintf(wk, sizeof(wk), "\"worker\":%d,", log_worker);
         sp_log_escape(esc, sizeof(esc), body, strlen(body));
         n = snprintf(line, sizeof(line),
-                     "{\"ts\":\"%s.%03uZ\",\"level\":\"%s\",\"area\":\"%s\",\"msg\":\"%s\"}\n", ts,
-                     (unsigned)((now % SP_SEC) / SP_MS), level_names[level], area, esc);
+                     "{\"ts\":\"%s.%03uZ\",\"level\":\"%s\",\"area\":\"%s\",%s\"msg\":\"%s\"}\n",
+                     ts, (unsigned)((now % SP_SEC) / SP_MS), level_names[level], area, wk, esc);
     } else {
-        n = snprintf(line, sizeof(line), "ts=%s.%03uZ level=%s area=%s %s\n", ts,
-                     (unsigned)((now % SP_SEC) / SP_MS), level_names[level], area, body);
+        if (log_worker >= 0)
+            snprintf(wk, sizeof(wk), " worker=%d", log_worker);
+        n = snprintf(line, sizeof(line), "ts=%s.%03uZ level=%s area=%s%s %s\n", ts,
+                     (unsigned)((now % SP_SEC) / SP_MS), level_names[level], area, wk, body);
     }
     if (n < 0)
         return;

@@ -25,6 +25,10 @@ enum sp_log_format {
  * reload (the level is an atomic, so workers see the change without locks). */
 void sp_log_configure(enum sp_log_level level, enum sp_log_format format);
 
+/* Names the calling thread's worker (0-based): its lines carry worker=N, since health, breakers
+ * and pools are per worker. -1 (the default) = not a worker. */
+void sp_log_set_worker(int id);
+
 /* Returns true when lines at `level` are written; lets callers skip building expensive args. */
 bool sp_log_enabled(enum sp_log_level level);
 

@@ -28,7 +28,8 @@ struct sp_health {
 static const char *const state_names[SP_HEALTH_STATE_COUNT] = {"healthy", "degraded", "unhealthy",
                                                                "recovering"};
 static const char *const event_names[SP_HEALTH_EVENT_COUNT] = {
-    "probe_ok", "probe_fail", "ok", "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost"};
+    "probe_ok", "probe_fail", "ok", "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost",
+    "slow"};
 
 void sp_health_conf_default(struct sp_health_conf *conf)
 {
@@ -141,6 +142,7 @@ static bool is_failure(enum sp_health_event ev)
     case SP_HEALTH_EV_PROBE_OK:
     case SP_HEALTH_EV_OK:
     case SP_HEALTH_EV_TICK:
+    case SP_HEALTH_EV_SLOW:
         return false;
     }
     return false;
@@ -179,6 +181,9 @@ static void count_event(struct sp_health *h, enum sp_health_event ev, sp_time_t 
         count_passive(h, false, true, now);
         break;
     case SP_HEALTH_EV_TICK:
+        break;
+    case SP_HEALTH_EV_SLOW:
+        h->successes = 0; /* no healing while it stays slow */
         break;
     }
 }
@@ -286,6 +291,11 @@ static bool health_step(struct sp_health *h, enum sp_health_event ev, sp_time_t 
         if (ev == SP_HEALTH_EV_CONN_LOST && h->conf.eject_failures > 0) {
             to = SP_HEALTH_UNHEALTHY;
             reason = "connection_lost";
+            break;
+        }
+        if (ev == SP_HEALTH_EV_SLOW) {
+            to = SP_HEALTH_DEGRADED;
+            reason = "rtt_jump";
             break;
         }
         if (h->state == SP_HEALTH_HEALTHY) {

@@ -2,6 +2,7 @@
  *
  *   HEALTHY    --a failure meets a degrade threshold-->                         DEGRADED
  *   HEALTHY    --a failure meets an eject threshold, or the connection is lost--> UNHEALTHY
+ *   HEALTHY    --a probe's RTT jumped (SLOW)-->                                  DEGRADED
  *   DEGRADED   --heal_successes consecutive successes, no threshold still met--> HEALTHY
  *   DEGRADED   --a failure meets an eject threshold, or the connection is lost--> UNHEALTHY
  *   UNHEALTHY  --a probe succeeds (active), or the ejection time passed
@@ -55,8 +56,10 @@ enum sp_health_event {
     SP_HEALTH_EV_CONN_LOST = 8,    /* passive: the transport says the backend is gone (ICMP
                                       unreachable, no ACK progress, connection refused): eject
                                       now, unless passive ejection is off (eject_failures 0) */
+    SP_HEALTH_EV_SLOW = 9,         /* a probe's RTT jumped far above the backend's baseline:
+                                      degrade a healthy backend (no ejection), hold off healing */
 };
-#define SP_HEALTH_EVENT_COUNT 9
+#define SP_HEALTH_EVENT_COUNT 10
 
 /* Sentinel of sp_health_next_probe_at: nothing is scheduled. */
 #define SP_HEALTH_NEVER UINT64_MAX
@@ -86,7 +89,7 @@ struct sp_health_transition {
     const char *reason; /* static: "initial", "consecutive_failures", "consecutive_5xx",
                            "probe_failures", "probe_failed", "failure_rate", "successes",
                            "probe_ok", "ejection_elapsed", "recovery_failed", "recovered",
-                           "connection_lost" */
+                           "connection_lost", "rtt_jump" */
     sp_time_t at;       /* now of the event that caused it */
 };
 
@@ -158,7 +161,8 @@ const struct sp_health_stats *sp_health_stats(const struct sp_health *h);
 bool sp_health_panic(const struct sp_health *const *all, size_t n, unsigned panic_threshold_pct);
 
 /* Returns "healthy", "degraded", "unhealthy", "recovering" / "probe_ok", "probe_fail", "ok",
- * "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost"; "unknown" outside the enums.
+ * "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost", "slow"; "unknown" outside the
+ * enums.
  * Static. */
 const char *sp_health_state_name(enum sp_health_state s);
 const char *sp_health_event_name(enum sp_health_event ev);

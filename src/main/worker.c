@@ -131,6 +131,7 @@ static void *worker_main(void *arg)
 {
     struct sp_worker *w = arg;
 
+    sp_log_set_worker((int)w->id);
     ev_run(w->loop, 0);
     sp_bodybuf_thread_cleanup();
     return NULL;

@@ -268,6 +268,16 @@ static void submit(struct req *r, struct sp_pool_conn *c)
     }
     r->counted = true;
     r->conn_serial = sp_pool_conn_serial(c);
+    if (!r->px->ups[r->up].rtt_seeded[r->be]) {
+        /* Until the first response teaches the latency strategies, the transport's RTT to the
+         * backend tells a near one from a far one. */
+        sp_time_t rtt = sp_pool_conn_rtt_ns(c);
+
+        if (rtt > 0) {
+            sp_lb_seed_rtt(r->px->ups[r->up].lb, (size_t)r->be, rtt);
+            r->px->ups[r->up].rtt_seeded[r->be] = true;
+        }
+    }
     r->submit_ns = sp_time_now();
     ev_timer_again(r->px->loop, &r->idle); /* the request is with a backend: bodies may stall */
     if (try_ms > 0) {
@@ -919,6 +929,7 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
         u->conf = &cfg->upstreams[i];
         u->view = sp_xcalloc(u->conf->backends_count, sizeof(*u->view));
         u->ids = sp_xcalloc(u->conf->backends_count, sizeof(*u->ids));
+        u->rtt_seeded = sp_xcalloc(u->conf->backends_count, sizeof(*u->rtt_seeded));
         for (size_t b = 0; b < u->conf->backends_count; b++)
             u->ids[b] = u->conf->backends[b].id;
         if (u->conf->sticky.enabled) {
@@ -972,6 +983,7 @@ void sp_proxy_free(struct sp_proxy *px)
         sp_lb_free(px->ups[i].lb);
         free(px->ups[i].view);
         free(px->ups[i].ids);
+        free(px->ups[i].rtt_seeded);
     }
     free(px->ups);
     sp_router_free(px->router);

@@ -31,6 +31,7 @@ struct upstream_rt {
     struct sp_lb *lb;                    /* owned */
     struct sp_lb_backend *view;          /* owned scratch: the balancer's view */
     const char **ids;                    /* owned array of borrowed backend ids */
+    bool *rtt_seeded;                    /* owned array: the balancer has the backend's RTT */
     struct sp_lb_sticky_key sticky_key;  /* borrowed bytes: conf->sticky.secret */
     struct sp_budget budget;             /* retries in flight vs requests in flight */
     uint64_t death_serial; /* the last dead connection a retry was charged for (charge_budget) */

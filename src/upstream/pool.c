@@ -46,6 +46,7 @@ struct backend {
     struct sp_prober *prober;   /* owned; active probes; NULL without health_check */
     ev_timer readmit;           /* passive health: when an ejected backend's handshake is due */
     sp_time_t rtt_ns;           /* smoothed RTT seen by the last probe; 0 = unknown */
+    sp_time_t rtt_base_ns;      /* baseline RTT of probes: the lowest, drifting up slowly */
 };
 
 struct sp_pool {
@@ -738,9 +739,21 @@ void sp_pool_probe_result(struct sp_pool *p, size_t backend, bool ok, sp_time_t 
 {
     struct backend *be = &p->backends[backend];
 
-    if (rtt_ns > 0)
-        be->rtt_ns = rtt_ns;
+    unsigned factor = p->conf->health_check.rtt_degrade_factor;
+
     health_event(be, ok ? SP_HEALTH_EV_PROBE_OK : SP_HEALTH_EV_PROBE_FAIL, now);
+    if (rtt_ns == 0)
+        return;
+    be->rtt_ns = rtt_ns;
+    /* QUIC-aware health: a backend whose path got much slower (a congested link, a failover to
+     * a far site) gets less traffic before its requests start timing out. */
+    if (ok && factor > 0 && be->rtt_base_ns > 0 && rtt_ns > factor * be->rtt_base_ns &&
+        rtt_ns > be->rtt_base_ns + 5 * SP_MS)
+        health_event(be, SP_HEALTH_EV_SLOW, now);
+    if (be->rtt_base_ns == 0 || rtt_ns < be->rtt_base_ns)
+        be->rtt_base_ns = rtt_ns;
+    else
+        be->rtt_base_ns += (rtt_ns - be->rtt_base_ns) / 64; /* a lasting change becomes the base */
 }
 
 void sp_pool_conn_retire(struct sp_pool_conn *c)

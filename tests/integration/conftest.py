@@ -193,7 +193,15 @@ def testc(tmp_path, procs, certs):
 # --- spooky -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def make_spooky(procs, tmp_path, certs):
+def workers(request):
+    """The worker count make_spooky uses (1 unless a module parametrizes it: `pytestmark =
+    pytest.mark.parametrize("workers", [1, 2], indirect=True)` runs its tests with both, since
+    health, breakers and retries are per worker)."""
+    return getattr(request, "param", 1)
+
+
+@pytest.fixture
+def make_spooky(procs, tmp_path, certs, workers):
     """make_spooky(upstreams, timeouts=None, limits=None, extra=None) -> spooky.Spooky.
 
     `upstreams` is a list made with spooky.upstream(). At teardown every spooky started here
@@ -203,6 +211,7 @@ def make_spooky(procs, tmp_path, certs):
 
     def start(upstreams, *, name="spooky", **kw):
         port = spooky_mod.free_listener_port()
+        kw["extra"] = spooky_mod.deep_merge({"workers": workers}, kw.get("extra"))
         cfg = spooky_mod.config(port, certs, upstreams, **kw)
         sp = spooky_mod.start_spooky(procs, tmp_path, cfg, name=name)
         started.append(sp)

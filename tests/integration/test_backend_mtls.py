@@ -31,7 +31,7 @@ PROTOCOLS = [
 # the TLS handshake and the alert arrives while the response is awaited: cause=reset (class
 # backend_protocol, retried like any connection lost before a response).
 FAIL_CAUSES = {"h2": ("handshake", "connect"),
-               "http1": ("handshake", "connect", "reset", "conn_lost")}
+               "http1": ("handshake", "connect", "reset", "conn_lost", "refused")}
 
 
 @pytest.fixture(scope="module")

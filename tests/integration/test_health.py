@@ -14,6 +14,9 @@ from spookytest import procs as procs_mod
 from spookytest import spooky as spooky_mod
 from spookytest.clients import request_fields
 
+# Health, breakers and retries are per worker: every test runs with one worker and with two.
+pytestmark = pytest.mark.parametrize("workers", [1, 2], indirect=True)
+
 FAST_PROBES = {"interval_ms": 200, "timeout_ms": 150, "fall": 3, "rise": 2}
 # Readmission attempts of an ejected backend back off from 200 ms up to 1 s (passive_health).
 FAST_RECOVERY = {"recovery_ms": 200, "max_recovery_ms": 1000}
@@ -55,11 +58,13 @@ def test_backend_whose_health_endpoint_is_missing_is_marked_unhealthy(protocol, 
     # to it anyway, by design. This test is about the ejection itself, so panic is off here.
     up["passive_health"]["panic_threshold_pct"] = 0
     sp = make_spooky([up], log_level="debug")
-    sp.wait_entries(area="upstream", event="health", backend=be.id, to="unhealthy",
-                    timeout=3.0)
-    assert time.monotonic() - t0 < 3.0 + 1.0
-    (line,) = health_lines(sp, be.id, to="unhealthy")
-    assert line["reason"] == "probe_failures"
+    procs_mod.poll(lambda: sp.every_worker_logged(area="upstream", event="health",
+                                                  backend=be.id, to="unhealthy"),
+                   5.0, "every worker to eject the backend")
+    assert time.monotonic() - t0 < 5.0 + 1.0
+    lines = health_lines(sp, be.id, to="unhealthy")
+    assert len(lines) == sp.workers  # each worker probes and ejects on its own
+    assert {line["reason"] for line in lines} == {"probe_failures"}
     # The probes reached the backend and got its 404: a missing endpoint is a failure.
     assert {e["status"] for e in sp.entries(area="health", event="probe")} == {"404"}
     # No traffic for an unhealthy backend: spooky answers itself.
@@ -74,13 +79,14 @@ def test_healthy_backends_stay_healthy_under_probes(protocol, request, make_spoo
     pair = backends_for(request, protocol, 2)
     sp = make_spooky([probed_upstream(pair, certs, path=PROTOCOLS[protocol][1])],
                      log_level="debug")
+    # Probes are the behaviour under test: wait (polling) until 8 of them per backend and
+    # worker passed.
     for be in pair:
-        sp.wait_entries(area="health", event="probe", backend=be.id, ok="1", timeout=3.0)
-    # Probes are the behaviour under test: let ~15 of them per backend pass.
-    time.sleep(3.0)
+        procs_mod.poll(lambda: all(len(v) >= 8 for v in sp.by_worker(
+            area="health", event="probe", backend=be.id, ok="1").values()) and
+            sp.every_worker_logged(area="health", event="probe", backend=be.id, ok="1"),
+            10.0, f"8 good probes of {be.id} in every worker", interval=0.1)
     for be in pair:
-        oks = sp.entries(area="health", event="probe", backend=be.id, ok="1")
-        assert len(oks) >= 8, f"{be.id}: only {len(oks)} good probes in 3 s"
         assert sp.entries(area="health", event="probe", backend=be.id, ok="0") == []
     assert health_lines(sp) == []
     assert testc(sp.port, request_fields("/size/2"), n=6, parallel=3).statuses() == [200] * 6
@@ -145,9 +151,8 @@ def test_killed_backend_is_ejected_and_readmitted_after_restart(make_testd, make
     failed = [s for s in statuses if s != 200]
     print(f"requests={len(statuses)} failed={failed} eject_s={t_eject:.2f} "
           f"readmit_s={t_readmit:.2f}")
-    # Only requests already in flight on the killed backend may fail, with a gateway status.
-    assert set(failed) <= {502, 504}, failed
-    assert len(failed) <= 8, failed
+    # Requests in flight on the killed backend were GETs on a dead connection: retried.
+    assert failed == [], failed
     assert t_readmit < 8.0
     # The others stayed healthy throughout.
     for be in (trio[0], trio[2]):

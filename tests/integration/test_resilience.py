@@ -8,6 +8,7 @@ mechanisms it does not test (breaker max_failures 0, passive-health thresholds 0
 one of them acts, and readmission is pushed past the test's end (recovery_ms 60 s). Traffic is
 spooky-testc; loops are bounded and wait on spooky's log lines, never on sleeps."""
 
+import datetime
 import time
 
 import pytest
@@ -15,6 +16,9 @@ import pytest
 from spookytest import procs as procs_mod
 from spookytest import spooky as spooky_mod
 from spookytest.clients import request_fields
+
+# Health, breakers and retries are per worker: every test runs with one worker and with two.
+pytestmark = pytest.mark.parametrize("workers", [1, 2], indirect=True)
 
 # Passive health off: no count or ratio trigger ejects or degrades.
 HEALTH_OFF = {"eject_failures": 0, "eject_5xx": 0, "degrade_failures": 0, "eject_ratio_pct": 0,
@@ -35,17 +39,36 @@ def backend_ids(result):
     return [r.header("x-backend-id") for r in result.responses]
 
 
-def drive_until(sp, testc, path, n, parallel, what, timeout=10.0, **criteria):
-    """Sends rounds of n requests until spooky logs an entry matching criteria, for at most
-    timeout seconds. Returns the responses sent meanwhile."""
+def drive_until(sp, testc, path, n, parallel, what, timeout=20.0, **criteria):
+    """Sends rounds of n requests (each round a new connection, landing on any worker) until
+    EVERY worker logged an entry matching criteria (health and breakers are per worker), for at
+    most timeout seconds. Returns the responses sent meanwhile."""
     sent = []
 
     def round_done():
         sent.extend(testc(sp.port, request_fields(path), n=n, parallel=parallel).responses)
-        return bool(sp.entries(**criteria))
+        return sp.every_worker_logged(**criteria)
 
     procs_mod.poll(round_done, timeout, what, interval=0.05)
     return sent
+
+
+def log_time(entry):
+    return datetime.datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def one_per_worker(sp, **criteria):
+    """The matching lines, asserting exactly one per worker."""
+    per = sp.by_worker(**criteria)
+    assert len(per) == sp.workers and all(len(v) == 1 for v in per.values()), per
+    return [v[0] for v in per.values()]
+
+
+def failures_by_worker(sp, path, status):
+    per = {}
+    for e in sp.access_log(path=path, status=str(status)):
+        per[e.get("worker", "0")] = per.get(e.get("worker", "0"), 0) + 1
+    return per
 
 
 def test_backend_answering_500_is_ejected_by_passive_health(make_testd, make_spooky, certs,
@@ -59,11 +82,13 @@ def test_backend_answering_500_is_ejected_by_passive_health(make_testd, make_spo
     before = drive_until(sp, testc, "/work", 6, 1, "ejection", area="upstream", event="health",
                          backend="bad", to="unhealthy")
     t_eject = time.monotonic() - t0
-    (line,) = sp.entries(area="upstream", event="health", backend="bad", to="unhealthy")
-    assert line["reason"] == "consecutive_5xx"
+    for line in one_per_worker(sp, area="upstream", event="health", backend="bad", to="unhealthy"):
+        assert line["reason"] == "consecutive_5xx"
     failed = [r.status for r in before if r.status != 200]
-    # Before the ejection: the bad backend's own 500s (3 in a row eject it), nothing else.
-    assert set(failed) == {500} and 3 <= len(failed) <= 5, failed
+    # Before the ejection: the bad backend's own 500s (3 in a row eject it, in each worker),
+    # nothing else.
+    assert set(failed) == {500}, failed
+    assert all(3 <= n <= 5 for n in failures_by_worker(sp, "/work", 500).values())
     after = testc(sp.port, request_fields("/after"), n=30, parallel=3)
     assert after.statuses() == [200] * 30
     assert set(backend_ids(after)) == {"good-1", "good-2"}
@@ -81,16 +106,19 @@ def test_hanging_backend_is_ejected_by_timeouts(make_testd, make_spooky, certs, 
     before = drive_until(sp, testc, "/work", 6, 3, "ejection", area="upstream", event="health",
                          backend="slow", to="unhealthy")
     t_eject = time.monotonic() - t0
-    (line,) = sp.entries(area="upstream", event="health", backend="slow", to="unhealthy")
-    assert line["reason"] == "consecutive_failures"
+    for line in one_per_worker(sp, area="upstream", event="health", backend="slow",
+                               to="unhealthy"):
+        assert line["reason"] == "consecutive_failures"
     failed = [r.status for r in before if r.status != 200]
-    assert set(failed) == {504} and 2 <= len(failed) <= 6, failed
+    assert set(failed) == {504}, failed
+    assert all(2 <= n <= 6 for n in failures_by_worker(sp, "/work", 504).values())
     assert {e["cause"] for e in sp.access_log(status="504")} == {"timeout"}
     after = testc(sp.port, request_fields("/after"), n=30, parallel=5)
     assert after.statuses() == [200] * 30
     assert set(backend_ids(after)) == {"good-1", "good-2"}
-    # Quick: nothing waits for the hanging backend (one hold alone would take 3 s).
-    assert after.elapsed_s < 2.0, f"30 requests took {after.elapsed_s:.2f}s"
+    # Nothing waits for the hanging backend (its hold alone takes 3 s): spooky's own durations.
+    slowest = max(float(e["duration_ms"]) for e in sp.access_log(path="/after"))
+    assert slowest < 2000, slowest
     print(f"failures_before_eject={len(failed)} eject_s={t_eject:.2f}")
 
 
@@ -103,23 +131,30 @@ def test_breaker_opens_half_opens_and_a_trial_closes_it(make_testd, make_spooky,
                "half_open_requests": 1, "half_open_successes": 1}
     up = resilient_upstream([be], certs, passive=HEALTH_OFF, breaker=breaker)
     sp = make_spooky([up])
-    r = testc(sp.port, request_fields("/status/500"), n=3, parallel=1)
-    assert r.statuses() == [500] * 3
-    (opened,) = sp.wait_entries(area="upstream", event="breaker", backend="flaky", to="open")
-    t_open = time.monotonic()
-    assert opened["from"] == "closed" and opened["reason"] == "consecutive_failures"
+    # Three 500s in a row on one connection open that worker's breaker; every worker's, here.
+    failing = drive_until(sp, testc, "/status/500", 3, 1, "every breaker opening",
+                          area="upstream", event="breaker", backend="flaky", to="open")
+    assert {r.status for r in failing} <= {500, 503}
+    for opened in one_per_worker(sp, area="upstream", event="breaker", backend="flaky", to="open"):
+        assert opened["from"] == "closed" and opened["reason"] == "consecutive_failures"
     # Open: spooky answers itself, the backend is not asked.
     shut = testc(sp.port, request_fields("/ok"), n=1)
     assert shut.statuses() == [503]
     # After open_ms the next request is the trial; it succeeds and closes the breaker.
-    procs_mod.poll(lambda: testc(sp.port, request_fields("/ok"), n=1).statuses() == [200], 5.0,
-                   "a trial request to pass", interval=0.1)
-    t_closed = time.monotonic() - t_open
-    assert t_closed >= 1.0 - 0.1, f"closed {t_closed:.2f}s after opening"
-    (half,) = sp.entries(area="upstream", event="breaker", backend="flaky", to="half_open")
-    assert half["from"] == "open" and half["reason"] == "open_time_elapsed"
-    (closed,) = sp.entries(area="upstream", event="breaker", backend="flaky", to="closed")
-    assert closed["from"] == "half_open" and closed["reason"] == "trials_succeeded"
+    procs_mod.poll(lambda: testc(sp.port, request_fields("/ok"), n=1).statuses() == [200] and
+                   sp.every_worker_logged(area="upstream", event="breaker", backend="flaky",
+                                          to="closed"), 10.0, "a trial to pass in every worker",
+                   interval=0.1)
+    for w, (closed,) in sp.by_worker(area="upstream", event="breaker", backend="flaky",
+                                     to="closed").items():
+        assert closed["from"] == "half_open" and closed["reason"] == "trials_succeeded"
+        (opened,) = sp.by_worker(area="upstream", event="breaker", backend="flaky",
+                                 to="open")[w]
+        (half,) = sp.by_worker(area="upstream", event="breaker", backend="flaky",
+                               to="half_open")[w]
+        assert half["from"] == "open" and half["reason"] == "open_time_elapsed"
+        # open_ms, read off spooky's own clock
+        assert log_time(half) - log_time(opened) >= 1.0 - 0.01, (opened, half)
     assert testc(sp.port, request_fields("/ok"), n=6, parallel=3).statuses() == [200] * 6
 
 
@@ -141,18 +176,20 @@ def test_breaker_opens_on_a_dead_backend_and_closes_after_restart(make_testd, ma
                          event="breaker", backend="flaky", to="open")
     # Connect failures are retried on the other backend: the clients saw none of them.
     assert {r.status for r in outage} == {200}
-    (opened,) = sp.entries(area="upstream", event="breaker", backend="flaky", to="open")
-    assert opened["reason"] == "consecutive_failures"
+    for opened in one_per_worker(sp, area="upstream", event="breaker", backend="flaky", to="open"):
+        assert opened["reason"] == "consecutive_failures"
     back = make_testd("flaky", port=flaky.port)
 
-    def flaky_serves():
-        ids = backend_ids(testc(sp.port, request_fields("/back"), n=4, parallel=1))
-        return "flaky" in ids
+    def flaky_serves_everywhere():
+        testc(sp.port, request_fields("/back"), n=4, parallel=1)
+        return sp.every_worker_logged(area="upstream", event="breaker", backend="flaky",
+                                      to="closed")
 
-    procs_mod.poll(flaky_serves, 15.0, "the restarted backend to get traffic", interval=0.2)
+    procs_mod.poll(flaky_serves_everywhere, 20.0, "the restarted backend's breakers to close",
+                   interval=0.2)
     assert back.proc.running()
-    sp.wait_entries(area="upstream", event="breaker", backend="flaky", to="closed", timeout=5.0)
-    assert sp.entries(area="upstream", event="breaker", backend="flaky", to="half_open")
+    assert sp.every_worker_logged(area="upstream", event="breaker", backend="flaky",
+                                  to="half_open")
 
 
 @pytest.mark.parametrize("threshold", [100, 70, 0])
@@ -173,8 +210,9 @@ def test_panic_spreads_load_over_ejected_backends(threshold, make_testd, make_sp
         # 1 of 3 healthy (33%) is below the threshold: every backend gets traffic again.
         assert set(ids) == {"good", "bad-1", "bad-2"}, ids
         assert sorted(set(r.statuses())) == [200, 500]
-        assert len(panics) == 1, panics  # logged once, not per request
-        assert panics[0]["upstream"] == "app"
+        # logged once per worker, not per request
+        assert len(one_per_worker(sp, area="upstream", event="panic", state="on")) == sp.workers
+        assert {p["upstream"] for p in panics} == {"app"}
     else:
         assert set(ids) == {"good"}, ids
         assert r.statuses() == [200] * 30

@@ -6,8 +6,13 @@ every request is shaped only by the timeouts under test."""
 
 import time
 
+import pytest
+
 from spookytest import spooky as spooky_mod
 from spookytest.clients import request_fields
+
+# Health, breakers and retries are per worker: every test runs with one worker and with two.
+pytestmark = pytest.mark.parametrize("workers", [1, 2], indirect=True)
 
 HEALTH_OFF = {"eject_failures": 0, "eject_5xx": 0, "degrade_failures": 0, "eject_ratio_pct": 0,
               "degrade_ratio_pct": 0}

@@ -477,6 +477,25 @@ static void test_lost_connection_when_readmission_is_due_backs_off_further(void 
     sp_health_free(h);
 }
 
+static void test_rtt_jump_degrades_a_healthy_backend_until_good_probes_heal_it(void **state)
+{
+    struct sp_health_conf conf = base_conf();
+    struct sp_health *h;
+
+    (void)state;
+    h = make(&conf);
+    assert_true(sp_health_report(h, SP_HEALTH_EV_SLOW, SP_SEC, RND_FULL));
+    assert_last(h, SP_HEALTH_HEALTHY, SP_HEALTH_DEGRADED, "rtt_jump");
+    assert_int_equal(sp_health_weight_pct(h), 50);
+    feed(h, SP_HEALTH_EV_PROBE_OK, 2, 2 * SP_SEC);
+    feed(h, SP_HEALTH_EV_SLOW, 1, 3 * SP_SEC); /* still slow: the streak starts over */
+    feed(h, SP_HEALTH_EV_PROBE_OK, 2, 4 * SP_SEC);
+    assert_int_equal(state_of(h), SP_HEALTH_DEGRADED);
+    feed(h, SP_HEALTH_EV_PROBE_OK, 1, 5 * SP_SEC); /* heal_successes 3 in a row */
+    assert_last(h, SP_HEALTH_DEGRADED, SP_HEALTH_HEALTHY, "successes");
+    sp_health_free(h);
+}
+
 static void test_recovered_backend_forgets_failures_from_before_its_ejection(void **state)
 {
     struct sp_health_conf conf = base_conf();
@@ -694,6 +713,7 @@ static void test_state_and_event_names_are_stable(void **state)
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_5XX), "5xx");
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_TICK), "tick");
     assert_string_equal(sp_health_event_name(SP_HEALTH_EV_CONN_LOST), "conn_lost");
+    assert_string_equal(sp_health_event_name(SP_HEALTH_EV_SLOW), "slow");
     assert_string_equal(sp_health_event_name((enum sp_health_event)99), "unknown");
 }
 
@@ -732,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_lost_connection_ejects_a_healthy_backend_at_once),
         cmocka_unit_test(test_lost_connection_counts_as_a_failure_when_ejection_is_off),
         cmocka_unit_test(test_lost_connection_when_readmission_is_due_backs_off_further),
+        cmocka_unit_test(test_rtt_jump_degrades_a_healthy_backend_until_good_probes_heal_it),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,6 +158,24 @@ class Spooky:
     def wait_access(self, count=1, timeout=5.0, **criteria):
         return self.wait_entries(count=count, timeout=timeout, area="access", **criteria)
 
+    # per worker: health, breakers, pools and retries are each worker's own; its lines say
+    # worker=N
+
+    @property
+    def workers(self):
+        return int(self.config.get("workers", 1) or 1)
+
+    def by_worker(self, **criteria):
+        """{worker id (str): [matching lines]} for the workers that logged one."""
+        out = {}
+        for e in self.entries(**criteria):
+            out.setdefault(e.get("worker", "0"), []).append(e)
+        return out
+
+    def every_worker_logged(self, **criteria):
+        """True when each worker wrote at least one line matching criteria."""
+        return len(self.by_worker(**criteria)) >= self.workers
+
     # lifecycle
 
     def terminate(self, timeout=5.0):
