@@ -165,8 +165,8 @@ struct sp_health_check_conf {
     unsigned rtt_degrade_factor; /* a probe whose connection RTT exceeds this many times the
                                     backend's baseline (and the baseline + 5 ms) degrades it;
                                     0..1000, default 4, 0 = off */
-    char *host;           /* owned; :authority of probes; NULL = tls.server_name, else the
-                             backend address */
+    char *host;                  /* owned; :authority of probes; NULL = tls.server_name, else the
+                                    backend address */
 };
 
 /* Timeouts. The global section holds all of them; an upstream's copy holds the effective values

@@ -28,8 +28,8 @@ struct sp_health {
 static const char *const state_names[SP_HEALTH_STATE_COUNT] = {"healthy", "degraded", "unhealthy",
                                                                "recovering"};
 static const char *const event_names[SP_HEALTH_EVENT_COUNT] = {
-    "probe_ok", "probe_fail", "ok", "timeout", "reset", "connect_fail", "5xx", "tick", "conn_lost",
-    "slow"};
+    "probe_ok",     "probe_fail", "ok",   "timeout",   "reset",
+    "connect_fail", "5xx",        "tick", "conn_lost", "slow"};
 
 void sp_health_conf_default(struct sp_health_conf *conf)
 {
