@@ -17,8 +17,8 @@ def test_backend_with_nothing_listening_gives_502(spooky_for, gtls):
     r = gtls(sp.port, ["/x"])
     assert r.handshake_completed
     assert r.streams[0].status == 502
-    assert r.elapsed_s < 5
     (entry,) = sp.wait_access(path="/x")
+    assert float(entry["duration_ms"]) < 5000, entry  # spooky's own clock, not the client's
     assert entry["status"] == "502"
     assert entry["cause"] in ("connect", "handshake")
     assert entry["backend"] in ("dead-1", "-")
@@ -100,8 +100,8 @@ def test_slow_backend_gives_504_after_response_timeout(testd, spooky_for, testc)
     r = testc(sp.port, request_fields("/delay/3000"))
     (resp,) = r.responses
     assert resp.status == 504
-    assert 0.8 <= r.elapsed_s <= 2.5, f"answered after {r.elapsed_s:.2f}s"
     (entry,) = sp.wait_access(path="/delay/3000")
+    assert 1000 - 10 <= float(entry["duration_ms"]) <= 2500, entry
     assert entry["status"] == "504"
     assert entry["cause"] == "timeout"
     assert entry["backend"] == "testd-1"
@@ -114,8 +114,8 @@ def test_backend_hanging_mid_body_is_cut_after_body_idle_timeout(testd, spooky_f
     r = testc(sp.port, request_fields("/stall-after/1000"))
     (resp,) = r.responses
     assert resp.status == 200 and resp.reset is not None
-    assert 0.8 <= r.elapsed_s <= 3.0, f"cut after {r.elapsed_s:.2f}s"
     (entry,) = sp.wait_access(path="/stall-after/1000")
+    assert 1000 - 10 <= float(entry["duration_ms"]) <= 3000, entry
     assert entry["cause"] == "backend_body_timeout"
     assert entry["class"] == "backend_timeout"
 
@@ -125,8 +125,8 @@ def test_request_timeout_covers_the_whole_request(testd, spooky_for, testc):
     r = testc(sp.port, request_fields("/delay/3000"))
     (resp,) = r.responses
     assert resp.status == 504
-    assert 0.8 <= r.elapsed_s <= 2.5, f"answered after {r.elapsed_s:.2f}s"
     (entry,) = sp.wait_access(path="/delay/3000")
+    assert 1000 - 10 <= float(entry["duration_ms"]) <= 2500, entry
     assert entry["cause"] == "request_timeout"
 
 

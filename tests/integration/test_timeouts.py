@@ -4,7 +4,6 @@ Backends are spooky-testd; `--delay-ms 2000` makes one hold every request for 2 
 on it. Passive health and the breaker are off so that the slow backend stays in the rotation and
 every request is shaped only by the timeouts under test."""
 
-import time
 
 import pytest
 
@@ -49,7 +48,8 @@ def test_try_timeout_retries_an_idempotent_request_on_another_backend(make_testd
     retries = sp.entries(area="proxy", action="retry_next_backend", cause="try_timeout")
     assert len(retries) == len(retried)
     assert {e["backend"] for e in retries} == {"slow"}
-    assert res.elapsed_s < 3.0, f"6 requests took {res.elapsed_s:.2f}s"
+    # Nobody waited for the slow backend's 2 s: spooky's own durations.
+    assert max(float(e["duration_ms"]) for e in logs) < 1500, logs
 
 
 def test_try_timeout_of_a_post_with_a_body_is_not_retried(make_testd, make_spooky, certs, testc,
@@ -80,11 +80,8 @@ def test_upstream_response_ms_overrides_the_global_one(make_testd, make_spooky, 
                            routes=[{"path_prefix": "/delay/3000"}])
     inherit = timed_upstream("inherit", [be], certs, None, routes=[{"path_prefix": "/"}])
     sp = make_spooky([short, inherit], timeouts={"response_ms": 10000})
-    t0 = time.monotonic()
     (r,) = testc(sp.port, request_fields("/delay/3000")).responses
-    took = time.monotonic() - t0
     assert r.status == 504
-    assert took < 2.5, f"504 after {took:.2f}s"
     (e,) = sp.wait_access(status="504")
     assert e["upstream"] == "short" and e["cause"] == "timeout"
     assert 500 - 10 <= float(e["duration_ms"]) < 1500, e
