@@ -37,6 +37,8 @@ struct sp_h3_stream {
     bool fin_handed;      /* read_data told nghttp3 the body ended (END_STREAM follows) */
     bool fin_written;     /* ngtcp2 took the stream's FIN */
     bool sent_any;        /* ngtcp2 took some of the stream's bytes (the peer may have them) */
+    bool write_shut;      /* our sending side is reset (the peer's STOP_SENDING, or ours) */
+    bool read_stopped;    /* we sent STOP_SENDING: the peer's bytes are dropped */
     uint64_t ack_held;    /* acknowledged bytes not yet passed to nghttp3 (see on_acked) */
     uint64_t in_data;     /* body bytes delivered to the user (on_data) */
     uint64_t in_credited; /* of those, credit returned (sp_h3_stream_consume) */
@@ -235,7 +237,7 @@ static int cb_recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data
     struct sp_h3_stream *s = stream_user_data;
 
     (void)h3;
-    if (s == NULL || s->ops == NULL || s->ops->on_data == NULL) {
+    if (s == NULL || s->ops == NULL || s->ops->on_data == NULL || s->read_stopped) {
         /* Nobody reads this stream any more: discard, but keep flow control open. */
         sp_quic_conn_consume(&c->qc, stream_id, datalen);
         return 0;
@@ -759,10 +761,22 @@ static void on_blocked(struct sp_quic_conn *qc, int64_t stream_id, bool shut)
 
     if (c->h3 == NULL)
         return;
-    if (shut)
-        nghttp3_conn_shutdown_stream_write(c->h3, stream_id);
-    else
+    if (!shut) {
         nghttp3_conn_block_stream(c->h3, stream_id);
+        return;
+    }
+    nghttp3_conn_shutdown_stream_write(c->h3, stream_id);
+    if (ngtcp2_is_bidi_stream(stream_id)) {
+        /* ngtcp2 reset our side after the peer's STOP_SENDING: tell the user, once, unless the
+         * reset was ours. */
+        struct sp_h3_stream *s = find_stream(c, stream_id);
+
+        if (s != NULL && !s->write_shut) {
+            s->write_shut = true;
+            if (!s->reset_sent && s->ops != NULL && s->ops->on_stop != NULL)
+                s->ops->on_stop(s, s->user);
+        }
+    }
 }
 
 static void on_closed(struct sp_quic_conn *qc, const char *reason)
@@ -1042,12 +1056,30 @@ void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_field *trailers, s
 
 void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len)
 {
+    len = SP_MIN(len, s->in_data - s->in_credited); /* never more than was delivered */
+    if (len == 0)
+        return;
     s->in_credited += len;
     if (s->conn->server)
         sp_quic_conn_consume(&s->conn->qc, s->id, len);
     else
         sp_quic_conn_consume_stream(&s->conn->qc, s->id, len); /* the connection's went already */
     /* Credit is worth sending promptly: the peer may be blocked on it. */
+    sp_quic_conn_write(&s->conn->qc);
+}
+
+void sp_h3_stream_stop_reading(struct sp_h3_stream *s, uint64_t app_error)
+{
+    if (s->read_stopped || s->reset_sent || s->peer_ended)
+        return;
+    s->read_stopped = true;
+    /* What the user still holds will not be passed on: its credit comes back now. */
+    if (s->in_data > s->in_credited)
+        sp_h3_stream_consume(s, s->in_data - s->in_credited);
+    if (s->conn->h3 != NULL)
+        (void)nghttp3_conn_shutdown_stream_read(s->conn->h3, s->id);
+    if (s->conn->qc.state != SP_QUIC_CONN_CLOSED)
+        (void)ngtcp2_conn_shutdown_stream_read(s->conn->qc.conn, s->id, app_error);
     sp_quic_conn_write(&s->conn->qc);
 }
 

@@ -45,6 +45,9 @@ struct sp_h3_stream_ops {
      * (ours or the peer's) or SP_H3_INTERNAL_ERROR when the connection died. The stream pointer
      * is invalid once this returns. */
     void (*on_close)(struct sp_h3_stream *s, void *user, uint64_t app_error);
+    /* Optional: the peer asked us to stop sending (STOP_SENDING; our write side is reset): it
+     * wants no more of our body. The stream lives on for the other direction. */
+    void (*on_stop)(struct sp_h3_stream *s, void *user);
 };
 
 /* Server side: called when a request's headers are complete and valid. The handler must call
@@ -146,6 +149,11 @@ void sp_h3_stream_end(struct sp_h3_stream *s, const struct sp_field *trailers, s
 /* Returns flow-control credit for `len` received body bytes. Credit still outstanding when the
  * stream closes is returned to the connection automatically. */
 void sp_h3_stream_consume(struct sp_h3_stream *s, uint64_t len);
+
+/* Stops reading the peer's side of the stream with STOP_SENDING(app_error) (RFC 9114 §4.1.1: a
+ * server that answered may stop a request body it does not need, with H3_NO_ERROR); bytes that
+ * still arrive are dropped and their credit returned. Our own side carries on. */
+void sp_h3_stream_stop_reading(struct sp_h3_stream *s, uint64_t app_error);
 
 /* Aborts the stream in both directions with an H3 error code. The user's on_close follows
  * (possibly later); the user may detach first with sp_h3_stream_set_user(s, NULL, NULL). */

@@ -347,6 +347,9 @@ bool sp_proxy_req_retry(struct req *r, enum sp_cause cause, bool never_processed
     if (!never_processed && !charge_budget(r, u, cause, conn_death))
         return false;
     r->avoid_be = elsewhere ? r->be : -1;
+    /* A request the backend never saw goes on a connection that carried nothing yet: a kept-alive
+     * HTTP/1.1 connection the backend closed is likely not the only one (RFC 9112 §9.3.1). */
+    r->waiter.fresh = cause == SP_CAUSE_REFUSED;
     sp_proxy_req_detach_upstream(r);
     delay = sp_backoff_delay(rc->backoff_ms * SP_MS, rc->max_backoff_ms * SP_MS, r->tries,
                              sp_random_u64());

@@ -159,6 +159,17 @@ void sp_proxy_req_log_stall(struct req *r, sp_time_t idle_ns)
                         bstate);
 }
 
+/* The backend needs no more of the request body (it answered early, or stopped reading): the
+ * client is told to stop sending it, without error (RFC 9114 §4.1.1), rather than upload bytes
+ * nobody reads or stall on credit that never comes back. */
+static void stop_client_upload(struct req *r)
+{
+    if (r->cs == NULL || r->req_done)
+        return;
+    r->req_done = true;
+    sp_h3_stream_stop_reading(r->cs, SP_H3_NO_ERROR);
+}
+
 /* ---- client stream callbacks ------------------------------------------------------------- */
 
 static void cs_on_headers(struct sp_h3_stream *s, void *user)
@@ -244,6 +255,22 @@ static void cs_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
     sp_proxy_req_maybe_finish(r);
 }
 
+/* The client asked us to stop sending the response: it wants none of it. */
+static void cs_on_stop(struct sp_h3_stream *s, void *user)
+{
+    struct req *r = req_of(user);
+
+    (void)s;
+    if (r->cause == SP_CAUSE_NONE) {
+        r->cause = SP_CAUSE_CLIENT_ABORT;
+        r->cls = SP_ERR_CLIENT_ABORT;
+    }
+    if (r->waiter.queued)
+        sp_pool_cancel(r->px->ups[r->up].pool, &r->waiter);
+    sp_proxy_req_detach_upstream(r);
+    sp_proxy_req_maybe_finish(r);
+}
+
 const struct sp_h3_stream_ops sp_proxy_client_stream_ops = {
     .on_headers = cs_on_headers,
     .on_data = cs_on_data,
@@ -251,6 +278,7 @@ const struct sp_h3_stream_ops sp_proxy_client_stream_ops = {
     .on_end = cs_on_end,
     .on_sent = cs_on_sent,
     .on_close = cs_on_close,
+    .on_stop = cs_on_stop,
 };
 
 /* ---- upstream stream callbacks ----------------------------------------------------------- */
@@ -338,6 +366,7 @@ static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error 
         sp_pool_request_finished(r->px->ups[r->up].pool, (size_t)r->be);
     }
     if (r->resp_done) {
+        stop_client_upload(r); /* the backend answered and is gone: the rest is not needed */
         sp_proxy_req_maybe_finish(r);
         return;
     }
@@ -354,10 +383,17 @@ static void us_on_close(struct sp_ustream *s, void *user, enum sp_ustream_error 
     sp_proxy_req_fail(r, cause);
 }
 
+static void us_on_stop(struct sp_ustream *s, void *user)
+{
+    (void)s;
+    stop_client_upload(req_of(user));
+}
+
 static const struct sp_ustream_cbs upstream_cbs = {
     .on_headers = us_on_headers,
     .on_data = us_on_data,
     .on_end = us_on_end,
     .on_sent = us_on_sent,
     .on_close = us_on_close,
+    .on_stop = us_on_stop,
 };

@@ -776,6 +776,7 @@ static sp_time_t c_handshake_ns(const void *impl)
 
 const struct sp_uconn_ops sp_uconn_h1_ops = {
     .name = "http1",
+    .reuse_races = true,
     .open = c_open,
     .close = c_close,
     .free = c_free,

@@ -93,6 +93,15 @@ static void a_on_close(struct sp_h3_stream *s, void *user, uint64_t app_error)
     us->cbs->on_close(us, us->user, err);
 }
 
+static void a_on_stop(struct sp_h3_stream *s, void *user)
+{
+    struct sp_ustream *us = us_of(user);
+
+    (void)s;
+    if (us->cbs->on_stop != NULL)
+        us->cbs->on_stop(us, us->user);
+}
+
 static const struct sp_h3_stream_ops adapter_ops = {
     .on_headers = a_on_headers,
     .on_data = a_on_data,
@@ -100,6 +109,7 @@ static const struct sp_h3_stream_ops adapter_ops = {
     .on_end = a_on_end,
     .on_sent = a_on_sent,
     .on_close = a_on_close,
+    .on_stop = a_on_stop,
 };
 
 static void s_write(void *impl, const uint8_t *data, size_t len)

@@ -24,6 +24,7 @@ struct sp_pool_conn {
     bool closing;                     /* close requested by us */
     const char *close_reason;         /* static string for the log */
     uint64_t serial;                  /* unique in the pool: names one connection's death */
+    uint64_t uses;                    /* requests submitted on it */
 };
 
 struct backend {
@@ -215,6 +216,26 @@ static size_t counted_conns(const struct backend *be)
     return be->nconns - held;
 }
 
+/* True when c may carry w's request: capacity, and fresh when w asks for it. */
+static bool suits(const struct sp_pool_conn *c, const struct sp_pool_waiter *w)
+{
+    return has_capacity(c) && !(w->fresh && c->be->ops->reuse_races && c->uses > 0);
+}
+
+/* A waiter that needs a fresh connection while the backend's cap is reached by idle reused ones:
+ * close one of those (its kept-alive state is what failed) so that a fresh one can open. */
+static void make_room_for_fresh(struct backend *be)
+{
+    if (!be->ops->reuse_races || counted_conns(be) < be->pool->rules.max_connections)
+        return;
+    for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
+        if (c->ready && !c->closing && c->uses > 0 && conn_active(c) == 0) {
+            conn_close(c, "stale_keepalive");
+            return;
+        }
+    }
+}
+
 /* Hands free streams of ready connections to queued waiters, opening connections as needed. */
 static void backend_dispatch(struct backend *be)
 {
@@ -222,13 +243,15 @@ static void backend_dispatch(struct backend *be)
 
     while (be->qhead != NULL) {
         struct sp_pool_conn *c = be->conns;
-        struct sp_pool_waiter *w;
+        struct sp_pool_waiter *w = be->qhead;
 
-        while (c != NULL && !has_capacity(c))
+        while (c != NULL && !suits(c, w))
             c = c->next;
-        if (c == NULL)
+        if (c == NULL) {
+            if (w->fresh)
+                make_room_for_fresh(be);
             break;
-        w = be->qhead;
+        }
         queue_remove(be, w);
         w->on_ready(w, c);
         idle_update(c);
@@ -588,7 +611,7 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
     struct backend *be = &p->backends[backend];
 
     for (struct sp_pool_conn *c = be->conns; c != NULL; c = c->next) {
-        if (has_capacity(c)) {
+        if (suits(c, w)) {
             ev_timer_stop(p->loop, &c->idle);
             *ret_conn = c;
             return 0;
@@ -608,7 +631,11 @@ int sp_pool_acquire(struct sp_pool *p, size_t backend, struct sp_pool_waiter *w,
 int sp_pool_submit(struct sp_pool_conn *c, const struct sp_field *fields, size_t n, bool has_body,
                    struct sp_ustream *s)
 {
-    return c->be->ops->submit(c->impl, fields, n, has_body, s);
+    int rv = c->be->ops->submit(c->impl, fields, n, has_body, s);
+
+    if (rv == 0)
+        c->uses++;
+    return rv;
 }
 
 void sp_pool_cancel(struct sp_pool *p, struct sp_pool_waiter *w)

@@ -32,6 +32,9 @@ struct sp_pool_waiter {
     struct sp_pool_waiter *prev, *next; /* pool's queue; internal */
     size_t backend;                     /* which backend it waits for; internal */
     bool queued;                        /* internal */
+    bool fresh; /* set by the caller: only a connection that carried no request yet will do,
+                   for protocols whose kept-alive connections race the backend's close
+                   (HTTP/1.1, RFC 9112 §9.3.1): a retry must not meet the same race again */
     /* A connection with a free stream: submit on it now (synchronously). */
     void (*on_ready)(struct sp_pool_waiter *w, struct sp_pool_conn *c);
     /* No stream will come: cause is SP_CAUSE_CONNECT, _HANDSHAKE or _SHUTDOWN. */

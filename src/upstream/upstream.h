@@ -47,6 +47,9 @@ struct sp_ustream_cbs {
     void (*on_sent)(struct sp_ustream *s, void *user, uint64_t len);
     /* The stream is gone (after on_end when complete). err says why it ended early. */
     void (*on_close)(struct sp_ustream *s, void *user, enum sp_ustream_error err);
+    /* The backend wants no more of the request body (HTTP/3 STOP_SENDING): it may still answer,
+     * or has. */
+    void (*on_stop)(struct sp_ustream *s, void *user);
 };
 
 /* What a protocol implements per request stream. impl is its stream object. */
@@ -111,6 +114,9 @@ struct sp_uconn_params {
 /* One backend protocol. */
 struct sp_uconn_ops {
     const char *name;
+    /* A kept-alive connection may be closed by the backend just as a request leaves (HTTP/1.1):
+     * the pool gives a retry of such a request a fresh connection (sp_pool_waiter.fresh). */
+    bool reuse_races;
     /* Starts connecting. Returns 0 with *ret_impl, or negative errno (nothing to free). */
     int (*open)(const struct sp_uconn_params *p, void **ret_impl);
     /* Closes now; on_closed follows (possibly synchronously). Idempotent. */

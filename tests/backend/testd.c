@@ -4,7 +4,8 @@
  *   spooky-testd --address 127.0.0.1 --port P --cert C --key K --id NAME [--delay-ms N]
  *                [--fail-status CODE]
  * Endpoints: GET /size/N, POST|PUT /echo, /headers, /delay/MS, /reset, /reset-after/N,
- * /stall-after/N (N bytes then silence), /trailers, /status/CODE, /stats, /goaway (answers, then
+ * /stall-after/N (N bytes then silence), /early/N (N bytes at once, then STOP_SENDING of the
+ * request body with H3_NO_ERROR), /trailers, /status/CODE, /stats, /goaway (answers, then
  * sends GOAWAY), /goaway-final (answers, then sends the final GOAWAY: requests it has not received
  * yet are rejected with H3_REQUEST_REJECTED); any other path answers 200 "hello from NAME: METHOD
  * PATH". Every response carries
@@ -42,6 +43,7 @@ struct testd {
 
 enum kind {
     K_SIZE,
+    K_EARLY,
     K_ECHO,
     K_HEADERS,
     K_DELAY,
@@ -99,8 +101,10 @@ static void respond(struct treq *r, unsigned status, const char *ctype, bool bod
 static void pump(struct treq *r)
 {
     static uint8_t block[26 * 2520];
-    uint64_t limit =
-        r->kind == K_SIZE || r->kind == K_RESET_AFTER || r->kind == K_STALL_AFTER ? r->arg : 0;
+    uint64_t limit = r->kind == K_SIZE || r->kind == K_EARLY || r->kind == K_RESET_AFTER ||
+                             r->kind == K_STALL_AFTER
+                         ? r->arg
+                         : 0;
 
     if (block[0] == 0)
         for (size_t i = 0; i < sizeof(block); i++)
@@ -113,7 +117,7 @@ static void pump(struct treq *r)
     }
     if (r->s == NULL || r->sent < limit)
         return;
-    if (r->kind == K_SIZE) {
+    if (r->kind == K_SIZE || r->kind == K_EARLY) {
         sp_h3_stream_end(r->s, NULL, 0);
         r->kind = K_NOT_FOUND; /* done */
     } else if (r->kind == K_RESET_AFTER && sp_h3_stream_unacked(r->s) == 0) {
@@ -248,6 +252,7 @@ static void finish_request(struct treq *r)
             send_hello(r);
         break;
     case K_SIZE:
+    case K_EARLY:
     case K_DELAY:
     case K_RESET:
     case K_RESET_AFTER:
@@ -306,8 +311,8 @@ static void t_on_end(struct sp_h3_stream *s, void *user)
         return; /* on_hold_end finishes it */
     if (r->kind == K_ECHO && !r->responded)
         respond(r, 200, "application/octet-stream", true);
-    if (r->kind != K_SIZE && r->kind != K_DELAY && r->kind != K_RESET && r->kind != K_RESET_AFTER &&
-        r->kind != K_STALL_AFTER)
+    if (r->kind != K_SIZE && r->kind != K_EARLY && r->kind != K_DELAY && r->kind != K_RESET &&
+        r->kind != K_RESET_AFTER && r->kind != K_STALL_AFTER)
         finish_request(r);
 }
 
@@ -380,6 +385,8 @@ static enum kind classify(const struct sp_field *p, uint64_t *arg)
         return K_RESET_AFTER;
     if (path_arg(path, len, "/stall-after/", arg))
         return K_STALL_AFTER;
+    if (path_arg(path, len, "/early/", arg))
+        return K_EARLY;
     if (path_arg(path, len, "/status/", arg))
         return *arg >= 200 && *arg <= 599 ? K_STATUS : K_NOT_FOUND;
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(path, lit, len) == 0)
@@ -413,6 +420,17 @@ static void start_request(struct treq *r)
         snprintf(len, sizeof(len), "%llu", (unsigned long long)r->arg);
         respond_len(r, 200, "text/plain", true, len);
         pump(r);
+        break;
+    }
+    case K_EARLY: {
+        char len[24];
+
+        /* RFC 9114 §4.1.1: a complete answer before the request body, which it then asks the
+         * client to stop sending, without error. */
+        snprintf(len, sizeof(len), "%llu", (unsigned long long)r->arg);
+        respond_len(r, 200, "text/plain", true, len);
+        pump(r);
+        sp_h3_stream_stop_reading(s, SP_H3_NO_ERROR);
         break;
     }
     case K_RESET_AFTER:

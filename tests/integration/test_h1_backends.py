@@ -240,12 +240,10 @@ def test_backend_closing_keepalive_between_requests_is_harmless(pyh1, spooky_for
         assert b.status == 200 and b.body_len == 1000 and b.reset is None
 
 
-@pytest.mark.xfail(strict=False, reason="a backend that silently closes every kept-alive "
-                   "connection races each reuse; spooky retries such never-processed requests, but "
-                   "the retry can land on another reused connection that races again, and after "
-                   "retries.max tries the client gets 502 (a retry should prefer a fresh "
-                   "connection: not done yet)")
 def test_backend_closing_keepalive_under_load_is_retried(pyh1, spooky_for, testc):
+    """A backend that silently closes every kept-alive connection races each reuse; the request
+    it never saw is retried on a fresh connection (RFC 9112 §9.3.1), never on another reused
+    one that would race again."""
     sp = spooky_for([pyh1], pool={"max_connections_per_backend": 1})
     r = testc(sp.port, request_fields("/kaclose/100"), n=50, parallel=10)
     assert r.statuses() == [200] * 50

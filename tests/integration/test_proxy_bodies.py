@@ -73,3 +73,21 @@ def test_connection_flow_control_credit_is_not_lost(testd, spooky_for, testc):
     r = testc(sp.port, request_fields("/size/20000"), n=400, parallel=50, timeout_s=60)
     assert r.returncode == 0
     assert r.statuses() == [200] * 400
+
+
+def test_early_answer_and_stop_sending_from_an_h3_backend(testd, spooky_defaults, testc,
+                                                         tmp_path):
+    """A backend that answers before reading the upload and then asks to stop it (STOP_SENDING
+    H3_NO_ERROR, RFC 9114 §4.1.1): the client gets the whole answer, spooky tells it to stop the
+    upload without error, and nothing is charged to anyone."""
+    body = tmp_path / "big.bin"
+    body.write_bytes(b"u" * (20 * 1024 * 1024))
+    sp = spooky_defaults([testd])
+    r = testc(sp.port, request_fields("/early/5000", method="POST"), body=body, timeout_s=60)
+    (resp,) = r.responses
+    assert resp.status == 200 and resp.body_len == 5000 and resp.reset is None, resp
+    (e,) = sp.wait_access(path="/early/5000")
+    assert (e["status"], e["cause"], e["class"]) == ("200", "-", "none"), e
+    # The upload stopped early: spooky's own duration, far below moving 20 MiB under ASan.
+    assert float(e["duration_ms"]) < 3000, e
+    assert not sp.entries(level={"warn", "error"})
