@@ -12,22 +12,13 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "lb/lb.h"
 
 enum sp_backend_proto {
     SP_BACKEND_PROTO_H3 = 0,    /* HTTP/3 over QUIC (always TLS) */
     SP_BACKEND_PROTO_H2 = 1,    /* HTTP/2 over TLS, ALPN "h2" */
     SP_BACKEND_PROTO_H2C = 2,   /* HTTP/2 over cleartext TCP, prior knowledge (RFC 9113 §3.3) */
     SP_BACKEND_PROTO_HTTP1 = 3, /* HTTP/1.1 over TCP, cleartext or TLS (see tls) */
-};
-
-enum sp_lb_kind {
-    SP_LB_ROUND_ROBIN = 0,          /* smooth weighted round-robin */
-    SP_LB_RANDOM = 1,               /* weighted random */
-    SP_LB_WEIGHTED_ROUND_ROBIN = 2, /* same algorithm as round_robin (kept as a name) */
-    SP_LB_LEAST_CONN = 3,           /* fewest in-flight requests per weight */
-    SP_LB_P2C = 4,                  /* power of two choices */
-    SP_LB_EWMA = 5,                 /* peak-EWMA latency x in-flight */
-    SP_LB_RENDEZVOUS = 6,           /* weighted highest-random-weight hashing on hash_key */
 };
 
 /* Where the affinity / hashing key of a request comes from. */
