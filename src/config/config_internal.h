@@ -83,7 +83,7 @@ struct sp_config_key {
     const struct sp_config_key *fields;     /* MAP: its keys */
     const struct sp_config_key *item;       /* SEQ: each entry, stored at offset 0 of its slot */
     sp_config_finish_fn finish;             /* MAP: optional */
-    const char *unit;                       /* docs: unit not in the name (_ms, _pct) */
+    const char *unit;                       /* docs: unit not in the name (_ms, _pct, _bytes) */
     const char *doc;                        /* docs: what the key means, one line */
     const char *doc_type;                   /* docs: instead of the type told by the kind */
     const char *doc_default;                /* docs: instead of the default told by def */
