@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev gnutls-bin
-    libev-dev libnghttp2-dev libhttp-parser-dev libcyaml-dev liburcu-dev
+    libev-dev libnghttp2-dev libhttp-parser-dev liburcu-dev
     libmicrohttpd-dev libjansson-dev libcmocka-dev
     ngtcp2-client ngtcp2-server caddy nginx-light nghttp2-server nghttp2-client
     python3 python3-pytest golang-go golang-github-lucas-clemente-quic-go-dev nftables iproute2

@@ -1,8 +1,9 @@
-/* config.h: spooky's configuration: YAML schema (libcyaml), defaults, validation with file:line,
- * and the immutable snapshot the rest of the program reads.
+/* config.h: spooky's configuration: loading a YAML file with defaults and validation (errors
+ * carry file:line), and the immutable snapshot the rest of the program reads.
  *
  * A struct sp_config is built once by sp_config_load() and never modified afterwards; workers
- * read it without locks. All strings and arrays inside are owned by the sp_config. */
+ * read it without locks. All strings and arrays inside are owned by the sp_config. The default,
+ * range and meaning of each key are in the key table of config_schema.c (and docs/config.md). */
 #ifndef SP_CONFIG_CONFIG_H
 #define SP_CONFIG_CONFIG_H
 
@@ -12,22 +13,13 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "lb/lb.h"
 
 enum sp_backend_proto {
     SP_BACKEND_PROTO_H3 = 0,    /* HTTP/3 over QUIC (always TLS) */
     SP_BACKEND_PROTO_H2 = 1,    /* HTTP/2 over TLS, ALPN "h2" */
     SP_BACKEND_PROTO_H2C = 2,   /* HTTP/2 over cleartext TCP, prior knowledge (RFC 9113 §3.3) */
     SP_BACKEND_PROTO_HTTP1 = 3, /* HTTP/1.1 over TCP, cleartext or TLS (see tls) */
-};
-
-enum sp_lb_kind {
-    SP_LB_ROUND_ROBIN = 0,          /* smooth weighted round-robin */
-    SP_LB_RANDOM = 1,               /* weighted random */
-    SP_LB_WEIGHTED_ROUND_ROBIN = 2, /* same algorithm as round_robin (kept as a name) */
-    SP_LB_LEAST_CONN = 3,           /* fewest in-flight requests per weight */
-    SP_LB_P2C = 4,                  /* power of two choices */
-    SP_LB_EWMA = 5,                 /* peak-EWMA latency x in-flight */
-    SP_LB_RENDEZVOUS = 6,           /* weighted highest-random-weight hashing on hash_key */
 };
 
 /* Where the affinity / hashing key of a request comes from. */
@@ -43,18 +35,18 @@ enum sp_hash_source {
 };
 
 struct sp_hash_key_conf {
-    enum sp_hash_source source; /* default none; required when strategy is rendezvous */
+    enum sp_hash_source source; /* none unless the section is present */
     char *name;                 /* owned; header/cookie/query name; NULL for the others */
-    unsigned ipv4_prefix;       /* 1..32, default 32 (source_ip only) */
-    unsigned ipv6_prefix;       /* 1..128, default 64 (source_ip only) */
+    unsigned ipv4_prefix;       /* bits of an IPv4 client address kept (source_ip) */
+    unsigned ipv6_prefix;       /* bits of an IPv6 client address kept (source_ip) */
 };
 
 struct sp_sticky_conf {
     bool enabled;       /* the sticky_cookie section is present */
-    char *cookie_name;  /* owned; default "spooky_sticky"; RFC 6265 token */
+    char *cookie_name;  /* owned; RFC 6265 token */
     char *secret;       /* owned; >= 16 bytes; signs the cookie (same on every
                            instance so a client keeps its backend across them) */
-    uint64_t max_age_s; /* 0 = session cookie (default) */
+    uint64_t max_age_s; /* 0 = session cookie */
 };
 
 struct sp_listener_conf {
@@ -70,101 +62,97 @@ struct sp_listener_conf {
 struct sp_backend_conf {
     char *id;                       /* owned; unique within the config */
     char *address;                  /* owned; "host:port" or "[v6]:port", literal IPs only */
-    enum sp_backend_proto protocol; /* default h3 */
-    bool tls;                       /* TLS to this backend: default true for h3/h2, false for
-                                       h2c/http1; false with h3/h2 and true with h2c are
-                                       config errors */
-    unsigned weight;                /* 1..1000, default 1 */
-    struct sockaddr_storage addr;   /* resolved from address during validation */
-    socklen_t addrlen;              /* length of addr */
+    enum sp_backend_proto protocol; /* spoken to the backend */
+    bool tls;        /* TLS to this backend; false with h3/h2 and true with h2c are config errors */
+    unsigned weight; /* share of requests relative to the upstream's other backends */
+    struct sockaddr_storage addr; /* resolved from address during validation */
+    socklen_t addrlen;            /* length of addr */
 };
 
 struct sp_route_conf {
     char *host;        /* owned; NULL = any host; exact "a.example" or "*.example" */
-    char *path_prefix; /* owned; never NULL after load, default "/" */
+    char *path_prefix; /* owned; never NULL after load */
     char **methods;    /* owned array of owned strings; NULL/0 = any method */
     size_t methods_count;
 };
 
 struct sp_upstream_tls_conf {
     char *ca_file;          /* owned; PEM CA bundle; NULL = system trust store */
-    bool verify;            /* default true; false logs a warning at start */
+    bool verify;            /* false logs a warning at start */
     char *server_name;      /* owned; SNI and name to verify; NULL = backend address host */
     char *client_cert_file; /* owned; PEM client certificate chain for mTLS; NULL = none */
     char *client_key_file;  /* owned; PEM key of client_cert_file; set exactly when it is */
 };
 
 struct sp_pool_conf {
-    unsigned max_connections_per_backend; /* default 4, per worker */
-    unsigned max_streams_per_connection;  /* default 100; further capped by the backend's
-                                             MAX_STREAMS */
-    unsigned max_queue;                   /* default 1024 requests waiting for a stream, per
-                                             worker and upstream; beyond it: 503 */
-    uint64_t idle_timeout_ms;             /* default 60000: idle pooled connection reaped */
-    uint64_t keepalive_ms;  /* default 5000, 0 = off: a pooled connection silent this long is
-                               probed (QUIC PING, TCP keep-alive) so a dead one is found first */
-    uint64_t dead_after_ms; /* default 1000, 0 = off: a connection owing us an acknowledgement
-                               (QUIC: max(3 PTO, this); TCP: TCP_USER_TIMEOUT) for this long is
+    unsigned max_connections_per_backend; /* per worker */
+    unsigned max_streams_per_connection;  /* further capped by the backend's MAX_STREAMS */
+    unsigned max_queue;                   /* requests waiting for a stream, per worker and
+                                             upstream; beyond it: 503 */
+    uint64_t idle_timeout_ms;             /* idle pooled connection reaped */
+    uint64_t keepalive_ms;  /* 0 = off: a pooled connection silent this long is probed (QUIC
+                               PING, TCP keep-alive) so a dead one is found first */
+    uint64_t dead_after_ms; /* 0 = off: a connection owing us an acknowledgement (QUIC:
+                               max(3 PTO, this); TCP: TCP_USER_TIMEOUT) for this long is
                                declared dead and its requests fail over */
 };
 
 /* Passive health: the backend's state from the outcomes of real requests (per worker). */
 struct sp_passive_health_conf {
     unsigned eject_failures;      /* consecutive failures (connect, reset, timeout, 5xx) that eject;
-                                     default 5; 0 = off */
-    unsigned eject_5xx;           /* consecutive 5xx responses that eject; default 5; 0 = off */
-    unsigned degrade_failures;    /* consecutive failures that degrade; default 2; 0 = off */
-    unsigned eject_ratio_pct;     /* failure share in the window that ejects; default 50; 0 = off */
-    unsigned degrade_ratio_pct;   /* failure share that degrades; default 10; 0 = off */
-    unsigned min_requests;        /* outcomes the window needs before ratios count; default 20 */
-    uint64_t window_ms;           /* ratio window; default 10000 */
-    unsigned degraded_weight_pct; /* weight while degraded, 1..100; default 50 */
-    uint64_t recovery_ms;         /* first readmission delay after an ejection; default 1000 */
-    uint64_t max_recovery_ms;     /* cap of the doubling delay; default 60000 */
+                                     0 = off */
+    unsigned eject_5xx;           /* consecutive 5xx responses that eject; 0 = off */
+    unsigned degrade_failures;    /* consecutive failures that degrade; 0 = off */
+    unsigned eject_ratio_pct;     /* failure share in the window that ejects; 0 = off */
+    unsigned degrade_ratio_pct;   /* failure share that degrades; 0 = off */
+    unsigned min_requests;        /* outcomes the window needs before ratios count */
+    uint64_t window_ms;           /* ratio window */
+    unsigned degraded_weight_pct; /* weight while degraded */
+    uint64_t recovery_ms;         /* first readmission delay after an ejection */
+    uint64_t max_recovery_ms;     /* cap of the doubling delay */
     unsigned panic_threshold_pct; /* below this share of backends not ejected by health, all
-                                     are balanced over; default 50; 0 = off */
+                                     are balanced over; 0 = off */
 };
 
 /* Per-backend circuit breaker (per worker). */
 struct sp_breaker_settings {
-    unsigned max_failures;        /* consecutive failures that open; default 5; 0 = off */
-    unsigned failure_ratio_pct;   /* failure share in the window that opens; default 0 = off */
-    unsigned min_requests;        /* outcomes before the ratio counts; default 20 */
-    uint64_t window_ms;           /* ratio window; default 10000 */
-    uint64_t open_ms;             /* first open time; default 5000 */
-    uint64_t max_open_ms;         /* cap of the doubling open time; default 60000 */
-    unsigned half_open_requests;  /* trial requests at once when half-open; default 1 */
-    unsigned half_open_successes; /* trial successes that close; default 1 */
-    unsigned max_concurrent;      /* requests in flight per backend; default 0 = unlimited */
+    unsigned max_failures;        /* consecutive failures that open; 0 = off */
+    unsigned failure_ratio_pct;   /* failure share in the window that opens; 0 = off */
+    unsigned min_requests;        /* outcomes before the ratio counts */
+    uint64_t window_ms;           /* ratio window */
+    uint64_t open_ms;             /* first open time */
+    uint64_t max_open_ms;         /* cap of the doubling open time */
+    unsigned half_open_requests;  /* trial requests at once when half-open */
+    unsigned half_open_successes; /* trial successes that close */
+    unsigned max_concurrent;      /* requests in flight per backend; 0 = unlimited */
     unsigned max_pending;         /* requests waiting for a connection or stream of one backend;
-                                     default 0 = unlimited (pool.max_queue still applies) */
+                                     0 = unlimited (pool.max_queue still applies) */
 };
 
 /* Retries of failed requests on another backend. */
 struct sp_retry_conf {
-    unsigned max;               /* tries after the first; default 2; 0 = never retry */
-    unsigned budget_pct;        /* retries in flight per 100 requests in flight; default 20 */
-    unsigned min_retries;       /* retries in flight always allowed; default 3 */
-    uint64_t backoff_ms;        /* base of the jittered exponential delay; default 10 */
-    uint64_t max_backoff_ms;    /* cap of that delay; default 250 */
-    uint64_t replay_body_bytes; /* request body kept to send again on a retry; default 65536;
-                                   a longer body makes its request not retryable */
+    unsigned max;               /* tries after the first; 0 = never retry */
+    unsigned budget_pct;        /* retries in flight per 100 requests in flight */
+    unsigned min_retries;       /* retries in flight always allowed */
+    uint64_t backoff_ms;        /* base of the jittered exponential delay */
+    uint64_t max_backoff_ms;    /* cap of that delay */
+    uint64_t replay_body_bytes; /* request body kept to send again on a retry; a longer body
+                                   makes its request not retryable */
 };
 
 /* Active health probes (per worker, per backend): GET path over the backend's own protocol. */
 struct sp_health_check_conf {
     bool enabled;         /* the health_check section is present; false = passive health only */
     char *path;           /* owned; request target, starts with "/"; NULL when disabled */
-    uint64_t interval_ms; /* probe cadence, 100..3600000; default 2000 */
-    uint64_t timeout_ms;  /* a probe with no complete response by then fails; 1..interval_ms,
-                             default 1000 */
-    unsigned status_min;  /* expected_status range, inclusive, within 100..599; default 200 */
-    unsigned status_max;  /* default 399 */
-    unsigned fall;        /* consecutive failed probes that eject, 1..100; default 3 */
-    unsigned rise;        /* consecutive good probes that readmit, 1..100; default 2 */
+    uint64_t interval_ms; /* probe cadence */
+    uint64_t timeout_ms;  /* a probe with no complete response by then fails; <= interval_ms */
+    unsigned status_min;  /* expected_status range, inclusive */
+    unsigned status_max;  /* its upper end */
+    unsigned fall;        /* consecutive failed probes that eject */
+    unsigned rise;        /* consecutive good probes that readmit */
     unsigned rtt_degrade_factor; /* a probe whose connection RTT exceeds this many times the
                                     backend's baseline (and the baseline + 5 ms) degrades it;
-                                    0..1000, default 4, 0 = off */
+                                    0 = off */
     char *host;                  /* owned; :authority of probes; NULL = tls.server_name, else the
                                     backend address */
 };
@@ -172,23 +160,23 @@ struct sp_health_check_conf {
 /* Timeouts. The global section holds all of them; an upstream's copy holds the effective values
  * for its requests (its own timeouts: keys, the global values for the keys it leaves out). */
 struct sp_timeouts_conf {
-    uint64_t connect_ms;      /* default 5000: backend QUIC handshake must finish */
-    uint64_t response_ms;     /* default 30000: request sent -> response headers */
-    uint64_t client_idle_ms;  /* default 30000: QUIC idle timeout for client conns */
-    uint64_t backend_idle_ms; /* default 30000: QUIC idle timeout for backend conns */
-    uint64_t shutdown_ms;     /* default 5000: drain time after SIGTERM */
-    uint64_t body_idle_ms;    /* default 60000: no body byte moving either way (request upload or
+    uint64_t connect_ms;      /* backend QUIC handshake must finish */
+    uint64_t response_ms;     /* request sent -> response headers */
+    uint64_t client_idle_ms;  /* QUIC idle timeout for client conns */
+    uint64_t backend_idle_ms; /* QUIC idle timeout for backend conns */
+    uint64_t shutdown_ms;     /* drain time after SIGTERM */
+    uint64_t body_idle_ms;    /* no body byte moving either way (request upload or
                                  response download) for this long ends the request */
-    uint64_t request_ms;      /* default 0 = off: the whole request, retries included */
-    uint64_t try_ms;          /* default 0 = off: one try, sent -> response headers; on expiry
+    uint64_t request_ms;      /* 0 = off: the whole request, retries included */
+    uint64_t try_ms;          /* 0 = off: one try, sent -> response headers; on expiry
                                  the try is cancelled and retried when the retry rules allow */
-    uint64_t stall_warn_ms;   /* default 5000, 0 = off: a started response whose body has not
+    uint64_t stall_warn_ms;   /* 0 = off: a started response whose body has not
                                  moved for this long is logged at warn (once per stall) */
 };
 
 struct sp_upstream_conf {
     char *name;                       /* owned; unique */
-    enum sp_lb_kind strategy;         /* default round_robin */
+    enum sp_lb_kind strategy;         /* how a backend is picked */
     struct sp_hash_key_conf hash_key; /* rendezvous key (and a stable key for others) */
     struct sp_sticky_conf sticky;     /* spooky-inserted affinity cookie */
     uint64_t slow_start_ms;           /* 0 = off: a recovered backend ramps over this time */
@@ -209,21 +197,21 @@ struct sp_upstream_conf {
 };
 
 struct sp_limits_conf {
-    uint64_t max_header_bytes;           /* default 65536: decoded field section size per request */
-    unsigned max_headers;                /* default 100: fields per request */
-    unsigned max_streams_per_connection; /* default 100: client bidi streams (MAX_STREAMS) */
-    uint64_t max_body_bytes;             /* default 0 = unlimited: request body size */
-    uint64_t stream_window_bytes;        /* default 256 KiB: per-stream flow-control window */
-    uint64_t connection_window_bytes;    /* default 1 MiB: per-connection flow-control window */
-    unsigned max_connections;            /* default 10000 client connections per worker */
+    uint64_t max_header_bytes;           /* decoded field section size per request */
+    unsigned max_headers;                /* fields per request */
+    unsigned max_streams_per_connection; /* client bidi streams (MAX_STREAMS) */
+    uint64_t max_body_bytes;             /* 0 = unlimited: request body size */
+    uint64_t stream_window_bytes;        /* per-stream flow-control window */
+    uint64_t connection_window_bytes;    /* per-connection flow-control window */
+    unsigned max_connections;            /* client connections per worker */
 };
 
 struct sp_config {
     char *path;                         /* owned; file it was loaded from */
-    unsigned workers;                   /* default 0 = one per online CPU */
-    enum sp_log_level log_level;        /* default info */
-    enum sp_log_format log_format;      /* default text */
-    bool access_log;                    /* log.access, default true: one info line per request */
+    unsigned workers;                   /* 0 = one per online CPU */
+    enum sp_log_level log_level;        /* lowest level written */
+    enum sp_log_format log_format;      /* text or json lines */
+    bool access_log;                    /* log.access: one info line per request */
     char *default_upstream;             /* owned; upstream for requests no route matches; NULL =
                                            answer 404 */
     struct sp_listener_conf *listeners; /* owned array; at least one */

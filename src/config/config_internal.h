@@ -1,13 +1,16 @@
 /* config_internal.h: what the files of the config module share and nobody else sees.
  *
- * Loading runs in three steps (see config.c):
- *   1. config_tree.c walks the libyaml node tree against a table of keys, kinds and ranges:
- *      unknown keys, wrong types, missing keys, out-of-range or malformed values, each with the
- *      line of its node. It also records a map from dotted key path to line.
- *   2. config_schema.c loads the now well-formed document into "raw" structs with libcyaml.
- *      Optional scalars are pointers there, so NULL tells "absent" and a default applies.
- *   3. config.c builds the struct sp_config from the raw structs, and config_validate.c runs the
- *      checks across entries (duplicates, ambiguous routes), finding lines in the path map. */
+ * Every key is described once, in the key table of config_schema.c: its name, kind, range,
+ * default, where its value goes in struct sp_config, and a line of documentation. Loading
+ * (config.c) runs in three steps:
+ *   1. a libyaml event scan finds syntax errors, aliases and extra documents;
+ *   2. config_tree.c walks the libyaml node tree against the key table: it applies the defaults,
+ *      reports unknown keys, wrong types, missing keys, out-of-range or malformed values, each
+ *      with the line of its node, stores every valid value into a new struct sp_config, and
+ *      records a map from dotted key path to line;
+ *   3. config_validate.c runs the checks across entries (duplicates, ambiguous routes), finding
+ *      lines in the path map.
+ * config_doc.c writes the key tables of docs/config.md from the same key table. */
 #ifndef SP_CONFIG_CONFIG_INTERNAL_H
 #define SP_CONFIG_CONFIG_INTERNAL_H
 
@@ -20,189 +23,82 @@
 
 #include "config/config.h"
 
-/* ---- raw structs filled by libcyaml (config_schema.c); pointers = optional keys ---- */
+/* ---- the key table (config_schema.c), read by config_tree.c and config_doc.c ---- */
 
-struct sp_raw_log {
-    enum sp_log_level *level;   /* owned by libcyaml; NULL = absent */
-    enum sp_log_format *format; /* owned by libcyaml; NULL = absent */
-    bool *access;               /* owned by libcyaml; NULL = absent */
+enum sp_config_kind {
+    SP_CONFIG_MAP,  /* mapping with the keys in `fields`, stored in a struct */
+    SP_CONFIG_SEQ,  /* list of at least `min` entries shaped like `item`, stored in an array */
+    SP_CONFIG_UINT, /* decimal unsigned integer in [min, max] */
+    SP_CONFIG_BOOL, /* true/false (yes/no, on/off also accepted, any case) */
+    SP_CONFIG_ENUM, /* one of the names of the key's values */
+    SP_CONFIG_STR,  /* any string that `check` accepts */
 };
 
-struct sp_raw_listener {
-    char *address;             /* owned by libcyaml */
-    unsigned port;             /* 1..65535, checked by the tree walk */
-    char *cert;                /* owned by libcyaml; as written, not yet resolved */
-    char *key;                 /* owned by libcyaml; as written, not yet resolved */
-    unsigned *alt_svc_max_age; /* owned by libcyaml; NULL = absent */
+/* How a string is stored at its key's offset. */
+enum sp_config_store {
+    SP_CONFIG_STORE_COPY = 0, /* char *: a copy */
+    SP_CONFIG_STORE_FILE,     /* char *: resolved against the directory of the config file */
+    SP_CONFIG_STORE_HOST,     /* char *: in lower case; "*" (any host) is stored as NULL */
+    SP_CONFIG_STORE_STATUS,   /* status_min and status_max of the struct sp_health_check_conf
+                                 at the offset, from "200" or "200-399" */
 };
 
-struct sp_raw_timeouts {
-    uint64_t *connect_ms; /* each owned by libcyaml; NULL = absent */
-    uint64_t *response_ms;
-    uint64_t *client_idle_ms;
-    uint64_t *backend_idle_ms;
-    uint64_t *shutdown_ms;
-    uint64_t *body_idle_ms;
-    uint64_t *request_ms;
-    uint64_t *try_ms;
-    uint64_t *stall_warn_ms;
+/* Default of an upstream's timeout: the value of the same key in the global timeouts section. */
+#define SP_CONFIG_INHERIT UINT64_MAX
+
+struct sp_config_walk;
+
+/* What a value check may need besides the value. */
+struct sp_config_check_ctx {
+    const char *dir; /* borrowed; absolute directory of the config file */
 };
 
-struct sp_raw_limits {
-    uint64_t *max_header_bytes; /* each owned by libcyaml; NULL = absent */
-    unsigned *max_headers;
-    unsigned *max_streams_per_connection;
-    uint64_t *max_body_bytes;
-    uint64_t *stream_window_bytes;
-    uint64_t *connection_window_bytes;
-    unsigned *max_connections;
+/* Checks one string value. Returns NULL when it is fine, or an owned message saying why not. */
+typedef char *(*sp_config_check_fn)(const struct sp_config_check_ctx *ctx, const char *value);
+
+/* Checks rules between the keys of one mapping and completes its struct `obj`, after every key
+ * was checked and stored on its own. Runs even when some of them failed. */
+typedef void (*sp_config_finish_fn)(struct sp_config_walk *w, yaml_node_t *map, void *obj);
+
+/* One key of a section. A table of them ends with a NULL name. Offsets are into the struct of
+ * the section the key is in; a section (SP_CONFIG_MAP) has its own struct at its offset. */
+struct sp_config_key {
+    const char *name;         /* the key; NULL ends a table */
+    enum sp_config_kind kind; /* what the value must be */
+    bool required;            /* a missing key is an error */
+    bool optional;            /* MAP: absent means off (enabled false, every field zero) */
+    uint64_t min;             /* UINT: lowest value; SEQ: fewest entries; ENUM: first value */
+    uint64_t max;             /* UINT: highest value */
+    uint64_t def;             /* UINT, BOOL, ENUM: the default */
+    const char *def_str;      /* STR: the default, stored as if written; NULL = none */
+    size_t offset;            /* where the value goes */
+    size_t size;              /* UINT, BOOL, ENUM: bytes at offset */
+    size_t count_offset;      /* SEQ: where the size_t entry count goes */
+    size_t item_size;         /* SEQ: bytes of one entry */
+    size_t enabled_offset;    /* optional MAP: its bool set when present, in its own struct */
+    const char *const *names; /* ENUM: NULL-terminated spellings, indexed by value */
+    const char *(*name_of)(unsigned value); /* ENUM, instead of names: NULL past the last */
+    sp_config_check_fn check;               /* STR: optional check of the value */
+    enum sp_config_store store;             /* STR: how it is stored */
+    const struct sp_config_key *fields;     /* MAP: its keys */
+    const struct sp_config_key *item;       /* SEQ: each entry, stored at offset 0 of its slot */
+    sp_config_finish_fn finish;             /* MAP: optional */
+    const char *unit;                       /* docs: unit not in the name (_ms, _pct, _bytes) */
+    const char *doc;                        /* docs: what the key means, one line */
+    const char *doc_type;                   /* docs: instead of the type told by the kind */
+    const char *doc_default;                /* docs: instead of the default told by def */
 };
 
-struct sp_raw_route {
-    char *host;        /* owned by libcyaml; NULL = absent */
-    char *path_prefix; /* owned by libcyaml; NULL = absent */
-    char **methods;    /* owned by libcyaml; NULL = absent */
-    unsigned methods_count;
-};
+/* The whole document: a mapping whose struct is the struct sp_config. */
+extern const struct sp_config_key sp_config_schema;
 
-struct sp_raw_backend {
-    char *id;                        /* owned by libcyaml */
-    char *address;                   /* owned by libcyaml */
-    enum sp_backend_proto *protocol; /* owned by libcyaml; NULL = absent */
-    bool *tls;                       /* owned by libcyaml; NULL = absent */
-    unsigned *weight;                /* owned by libcyaml; NULL = absent */
-};
+/* The spelling of value v of an ENUM key, or NULL past the last. */
+const char *sp_config_choice(const struct sp_config_key *k, unsigned v);
 
-struct sp_raw_tls {
-    char *ca_file;     /* owned by libcyaml; NULL = absent */
-    bool *verify;      /* owned by libcyaml; NULL = absent */
-    char *server_name; /* owned by libcyaml; NULL = absent */
-    char *client_cert; /* owned by libcyaml; NULL = absent */
-    char *client_key;  /* owned by libcyaml; NULL = absent */
-};
+/* The protocol names, indexed by enum sp_backend_proto. */
+extern const char *const sp_config_backend_protos[];
 
-struct sp_raw_pool {
-    unsigned *max_connections_per_backend; /* each owned by libcyaml; NULL = absent */
-    unsigned *max_streams_per_connection;
-    unsigned *max_queue;
-    uint64_t *idle_timeout_ms;
-    uint64_t *keepalive_ms;
-    uint64_t *dead_after_ms;
-};
-
-/* Which names fit a source, and whether prefixes are allowed, is checked by the tree walk. */
-struct sp_raw_hash_key {
-    enum sp_hash_source source; /* required */
-    char *name;                 /* owned by libcyaml; NULL = absent */
-    unsigned *ipv4_prefix;      /* owned by libcyaml; NULL = absent */
-    unsigned *ipv6_prefix;      /* owned by libcyaml; NULL = absent */
-};
-
-struct sp_raw_sticky {
-    char *name;        /* owned by libcyaml; NULL = absent */
-    char *secret;      /* owned by libcyaml; required */
-    uint64_t *max_age; /* owned by libcyaml; NULL = absent */
-};
-
-struct sp_raw_passive_health {
-    unsigned *eject_failures; /* each owned by libcyaml; NULL = absent */
-    unsigned *eject_5xx;
-    unsigned *degrade_failures;
-    unsigned *eject_ratio_pct;
-    unsigned *degrade_ratio_pct;
-    unsigned *min_requests;
-    uint64_t *window_ms;
-    unsigned *degraded_weight_pct;
-    uint64_t *recovery_ms;
-    uint64_t *max_recovery_ms;
-    unsigned *panic_threshold_pct;
-};
-
-struct sp_raw_health_check {
-    char *path;            /* owned by libcyaml; required */
-    uint64_t *interval_ms; /* each owned by libcyaml; NULL = absent */
-    uint64_t *timeout_ms;
-    char *expected_status; /* owned by libcyaml; "200" or "200-399"; NULL = absent */
-    unsigned *fall;
-    unsigned *rtt_degrade_factor;
-    unsigned *rise;
-    char *host; /* owned by libcyaml; NULL = absent */
-};
-
-struct sp_raw_breaker {
-    unsigned *max_failures; /* each owned by libcyaml; NULL = absent */
-    unsigned *failure_ratio_pct;
-    unsigned *min_requests;
-    uint64_t *window_ms;
-    uint64_t *open_ms;
-    uint64_t *max_open_ms;
-    unsigned *half_open_requests;
-    unsigned *half_open_successes;
-    unsigned *max_concurrent;
-    unsigned *max_pending;
-};
-
-struct sp_raw_retries {
-    unsigned *max; /* each owned by libcyaml; NULL = absent */
-    unsigned *budget_pct;
-    unsigned *min_retries;
-    uint64_t *backoff_ms;
-    uint64_t *max_backoff_ms;
-    uint64_t *replay_body_bytes;
-};
-
-struct sp_raw_upstream {
-    char *name;                       /* owned by libcyaml */
-    enum sp_lb_kind *strategy;        /* owned by libcyaml; NULL = absent */
-    struct sp_raw_hash_key *hash_key; /* owned by libcyaml; NULL = absent */
-    struct sp_raw_sticky *sticky;     /* owned by libcyaml; "sticky_cookie"; NULL = absent */
-    uint64_t *slow_start_ms;          /* owned by libcyaml; NULL = absent */
-    struct sp_raw_passive_health *passive_health; /* owned by libcyaml; NULL = absent */
-    struct sp_raw_health_check *health_check;     /* owned by libcyaml; NULL = absent */
-    struct sp_raw_breaker *breaker;               /* owned by libcyaml; NULL = absent */
-    struct sp_raw_retries *retries;               /* owned by libcyaml; NULL = absent */
-    struct sp_raw_route *routes;                  /* owned by libcyaml */
-    unsigned routes_count;
-    struct sp_raw_backend *backends; /* owned by libcyaml */
-    unsigned backends_count;
-    struct sp_raw_tls *tls;           /* owned by libcyaml; NULL = absent */
-    struct sp_raw_pool *pool;         /* owned by libcyaml; NULL = absent */
-    struct sp_raw_timeouts *timeouts; /* owned by libcyaml; NULL = absent; only the keys an
-                                         upstream may override are ever set */
-};
-
-struct sp_raw_config {
-    unsigned *workers;                 /* owned by libcyaml; NULL = absent */
-    struct sp_raw_log *log;            /* owned by libcyaml; NULL = absent */
-    char *default_upstream;            /* owned by libcyaml; NULL = absent */
-    struct sp_raw_listener *listeners; /* owned by libcyaml */
-    unsigned listeners_count;
-    struct sp_raw_timeouts *timeouts;  /* owned by libcyaml; NULL = absent */
-    struct sp_raw_limits *limits;      /* owned by libcyaml; NULL = absent */
-    struct sp_raw_upstream *upstreams; /* owned by libcyaml */
-    unsigned upstreams_count;
-};
-
-/* Loads `len` bytes of YAML into a raw config with libcyaml. On success returns 0 and
- * *ret_raw (free with sp_config_raw_free). On failure returns -EINVAL and *ret_message, an owned
- * string built from libcyaml's own error messages. */
-int sp_config_raw_load(const char *data, size_t len, struct sp_raw_config **ret_raw,
-                       char **ret_message);
-
-/* Frees a raw config. NULL is fine. */
-void sp_config_raw_free(struct sp_raw_config *raw);
-
-/* ---- errors (config.c) ---- */
-
-/* Appends one error. `key` may be "" when no key applies; `line` 0 when unknown. */
-void sp_config_error_add(struct sp_config_errors *errors, const char *file, unsigned line,
-                         const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-/* Returns a newly allocated printf-formatted string. Aborts on OOM. */
-char *sp_config_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---- path -> line map (config_tree.c) ---- */
+/* ---- the walk (config_tree.c) ---- */
 
 struct sp_config_line {
     char *path;    /* owned; dotted key path, "" for the document itself */
@@ -222,22 +118,52 @@ unsigned sp_config_lines_find(const struct sp_config_lines *lines, const char *p
 /* Frees the map. A zeroed struct is fine. */
 void sp_config_lines_fini(struct sp_config_lines *lines);
 
-/* Checks the document against the schema table, appending every problem to `errors` and
- * recording each key and list item in `lines`. `dir` is the absolute directory of the config
- * file, against which relative file names are resolved. Returns 0 when nothing was wrong,
- * -EINVAL otherwise. */
-int sp_config_tree_check(yaml_document_t *doc, const char *file, const char *dir,
-                         struct sp_config_errors *errors, struct sp_config_lines *lines);
+/* Walks the document against sp_config_schema, appending every problem to `errors` and recording
+ * each key and list item in `lines`. `file` is the config's name for errors and config->path,
+ * `dir` the absolute directory against which relative file names are resolved. Returns 0 and
+ * *ret_config (free with sp_config_free) when nothing was wrong, else -EINVAL. */
+int sp_config_tree_load(yaml_document_t *doc, const char *file, const char *dir,
+                        struct sp_config **ret_config, struct sp_config_errors *errors,
+                        struct sp_config_lines *lines);
+
+/* For finish hooks, about the mapping they finish: */
+
+/* Finds `key` in a mapping: returns its value node and, when ret_key is not NULL, its key node
+ * in *ret_key; NULL when absent. The first occurrence wins (a repeat is already an error). */
+yaml_node_t *sp_config_walk_get(struct sp_config_walk *w, yaml_node_t *map, const char *key,
+                                yaml_node_t **ret_key);
+
+/* The text of a scalar that passed the checks every scalar gets (not null, no NUL bytes);
+ * NULL for anything else, NULL included. */
+const char *sp_config_walk_text(const yaml_node_t *node);
+
+/* The 1-based line of a node. */
+unsigned sp_config_walk_line(const yaml_node_t *node);
+
+/* Adds an error about `key`, a key of the mapping being finished. Takes `message`. */
+void sp_config_walk_error(struct sp_config_walk *w, const char *key, unsigned line, char *message);
+
+/* What value checks get. */
+const struct sp_config_check_ctx *sp_config_walk_ctx(const struct sp_config_walk *w);
+
+/* ---- helpers (config.c) ---- */
+
+/* Appends one error. `key` may be "" when no key applies; `line` 0 when unknown. */
+void sp_config_error_add(struct sp_config_errors *errors, const char *file, unsigned line,
+                         const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Returns a newly allocated printf-formatted string. Aborts on OOM. */
+char *sp_config_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Turns ASCII upper case letters of s into lower case, in place. Returns s. */
+char *sp_config_lower(char *s);
+
+/* Reads the whole file at `path` (at most 16 MiB). Returns 0, *ret_data (owned, NUL-terminated)
+ * and *ret_len, or a negative errno (-EFBIG when too large). */
+int sp_config_read_file(const char *path, char **ret_data, size_t *ret_len);
 
 /* ---- value checks (config_validate.c) ---- */
-
-/* What a value check may need besides the value. */
-struct sp_config_check_ctx {
-    const char *dir; /* borrowed; absolute directory of the config file */
-};
-
-/* Checks one string value. Returns NULL when it is fine, or an owned message saying why not. */
-typedef char *(*sp_config_check_fn)(const struct sp_config_check_ctx *ctx, const char *value);
 
 char *sp_config_check_ip(const struct sp_config_check_ctx *ctx, const char *value);
 char *sp_config_check_hostport(const struct sp_config_check_ctx *ctx, const char *value);

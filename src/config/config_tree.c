@@ -1,9 +1,10 @@
-/* config_tree.c: checks the libyaml node tree of a config against the key table below, before
- * libcyaml sees it. libcyaml stops at the first problem and cannot say on which line it is, so
- * everything that can be decided from one node alone is decided here, with its line: unknown and
- * duplicate keys, wrong types, missing required keys, out-of-range numbers, malformed values,
- * and rules between the keys of one mapping (a hash_key's name must suit its source).
- * The table must list the same keys as the libcyaml schema in config_schema.c. */
+/* config_tree.c: walks the libyaml node tree of a config against the key table
+ * (config_schema.c) and builds the struct sp_config from it. Everything that can be decided from
+ * one node alone is decided here, with its line: unknown and duplicate keys, wrong types, missing
+ * required keys, out-of-range numbers, malformed values. Each section gets its defaults before
+ * its keys are walked, and every value that passes is stored where its key says; a section's
+ * finish hook then checks rules between its keys and completes its struct. The same table frees
+ * a config. Nothing here knows a particular key. */
 #include "config/config_internal.h"
 
 #include <errno.h>
@@ -14,254 +15,8 @@
 
 #include "core/util.h"
 
-/* Longest timeout accepted: one day, so that converting to ns never overflows. */
-#define MAX_TIMEOUT_MS UINT64_C(86400000)
-
-enum node_kind {
-    KIND_MAP,  /* mapping with the keys in `fields` */
-    KIND_SEQ,  /* list of at least `min` entries shaped like `item` */
-    KIND_UINT, /* decimal unsigned integer in [min, max] */
-    KIND_BOOL, /* true/false (yes/no, on/off also accepted, any case) */
-    KIND_ENUM, /* one of `choices` */
-    KIND_STR,  /* any string that `check` accepts */
-};
-
-struct walk;
-
-/* Checks rules between the keys of one mapping, after each key was checked on its own. */
-typedef void (*map_check_fn)(struct walk *w, yaml_node_t *map);
-
-struct spec {
-    const char *key;            /* mapping key; NULL ends a list of fields */
-    enum node_kind kind;        /* what the value must be */
-    bool required;              /* a missing key is an error */
-    uint64_t min;               /* KIND_UINT: lowest value; KIND_SEQ: fewest entries */
-    uint64_t max;               /* KIND_UINT: highest value */
-    const char *const *choices; /* KIND_ENUM: NULL-terminated accepted values */
-    const struct spec *fields;  /* KIND_MAP: accepted keys, NULL-key terminated */
-    const struct spec *item;    /* KIND_SEQ: shape of each entry */
-    sp_config_check_fn check;   /* KIND_STR: optional check of the value */
-    map_check_fn check_map;     /* KIND_MAP: optional check across its keys */
-};
-
-#define UINT_KEY(k, lo, hi)                                                                        \
-    {                                                                                              \
-        .key = k, .kind = KIND_UINT, .min = lo, .max = hi                                          \
-    }
-#define STR_KEY(k, req, fn)                                                                        \
-    {                                                                                              \
-        .key = k, .kind = KIND_STR, .required = req, .check = fn                                   \
-    }
-
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const strategies[] = {
-    "round_robin", "weighted_round_robin", "random", "least_conn", "p2c",
-    "ewma",        "rendezvous",           NULL,
-};
-/* The same names, in the same order, as hash_source_rules below. */
-static const char *const hash_sources[] = {
-    "source_ip", "header", "cookie", "path", "authority", "query", "connection", NULL,
-};
-static const char *const protocols[] = {"h3", "h2", "h2c", "http1", NULL};
-
-static const struct spec log_fields[] = {
-    {.key = "level", .kind = KIND_ENUM, .choices = log_levels},
-    {.key = "format", .kind = KIND_ENUM, .choices = log_formats},
-    {.key = "access", .kind = KIND_BOOL},
-    {.key = NULL},
-};
-
-static const struct spec listener_fields[] = {
-    STR_KEY("address", true, sp_config_check_ip),
-    {.key = "port", .kind = KIND_UINT, .required = true, .min = 1, .max = 65535},
-    STR_KEY("cert", true, sp_config_check_file),
-    STR_KEY("key", true, sp_config_check_file),
-    UINT_KEY("alt_svc_max_age", 0, UINT32_MAX),
-    {.key = NULL},
-};
-
-static const struct spec timeouts_fields[] = {
-    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),     UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("client_idle_ms", 1, MAX_TIMEOUT_MS), UINT_KEY("backend_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("shutdown_ms", 1, MAX_TIMEOUT_MS),    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),     UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("stall_warn_ms", 0, MAX_TIMEOUT_MS),  {.key = NULL},
-};
-
-/* An upstream's own timeouts: the keys it leaves out take the global values (config.c). */
-static const struct spec upstream_timeouts_fields[] = {
-    UINT_KEY("connect_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("response_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("body_idle_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("request_ms", 0, MAX_TIMEOUT_MS),
-    UINT_KEY("try_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("stall_warn_ms", 0, MAX_TIMEOUT_MS),
-    {.key = NULL},
-};
-
-/* connection_window_bytes >= stream_window_bytes is checked across keys in config_validate.c */
-static const struct spec limits_fields[] = {
-    UINT_KEY("max_header_bytes", 1024, 1048576),
-    UINT_KEY("max_headers", 8, 1000),
-    UINT_KEY("max_streams_per_connection", 1, 10000),
-    UINT_KEY("max_body_bytes", 0, UINT64_MAX),
-    UINT_KEY("stream_window_bytes", 16384, 16777216),
-    UINT_KEY("connection_window_bytes", 16384, 1073741824),
-    UINT_KEY("max_connections", 1, 1000000),
-    {.key = NULL},
-};
-
-static const struct spec method_item = {.kind = KIND_STR, .check = sp_config_check_method};
-
-static const struct spec route_fields[] = {
-    STR_KEY("host", false, sp_config_check_host),
-    STR_KEY("path_prefix", false, sp_config_check_path_prefix),
-    {.key = "methods", .kind = KIND_SEQ, .min = 1, .item = &method_item},
-    {.key = NULL},
-};
-
-static const struct spec backend_fields[] = {
-    STR_KEY("id", true, sp_config_check_name),
-    STR_KEY("address", true, sp_config_check_hostport),
-    {.key = "protocol", .kind = KIND_ENUM, .choices = protocols},
-    {.key = "tls", .kind = KIND_BOOL},
-    UINT_KEY("weight", 1, 1000),
-    {.key = NULL},
-};
-
-static const struct spec tls_fields[] = {
-    STR_KEY("ca_file", false, sp_config_check_file),
-    {.key = "verify", .kind = KIND_BOOL},
-    STR_KEY("server_name", false, sp_config_check_server_name),
-    STR_KEY("client_cert", false, sp_config_check_file),
-    STR_KEY("client_key", false, sp_config_check_file),
-    {.key = NULL},
-};
-
-static const struct spec pool_fields[] = {
-    UINT_KEY("max_connections_per_backend", 1, 1024),
-    UINT_KEY("max_streams_per_connection", 1, 10000),
-    UINT_KEY("max_queue", 0, 1000000),
-    UINT_KEY("idle_timeout_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("keepalive_ms", 0, MAX_TIMEOUT_MS),
-    UINT_KEY("dead_after_ms", 0, MAX_TIMEOUT_MS),
-    {.key = NULL},
-};
-
-/* The order of paired keys (degrade below eject, max_* at least its base) depends on defaults,
- * so it is checked on the built config in config_validate.c. */
-static const struct spec passive_health_fields[] = {
-    UINT_KEY("eject_failures", 0, 1000),
-    UINT_KEY("eject_5xx", 0, 1000),
-    UINT_KEY("degrade_failures", 0, 1000),
-    UINT_KEY("eject_ratio_pct", 0, 100),
-    UINT_KEY("degrade_ratio_pct", 0, 100),
-    UINT_KEY("min_requests", 1, 1000000),
-    UINT_KEY("window_ms", 100, 3600000), /* one hour */
-    UINT_KEY("degraded_weight_pct", 1, 100),
-    UINT_KEY("recovery_ms", 1, 3600000),
-    UINT_KEY("max_recovery_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("panic_threshold_pct", 0, 100),
-    {.key = NULL},
-};
-
-/* timeout_ms at most interval_ms depends on the default, so it is checked in config_validate.c */
-static const struct spec health_check_fields[] = {
-    STR_KEY("path", true, sp_config_check_probe_path),
-    UINT_KEY("interval_ms", 100, 3600000), /* one hour */
-    UINT_KEY("timeout_ms", 1, 3600000),
-    STR_KEY("expected_status", false, sp_config_check_status_range),
-    UINT_KEY("fall", 1, 100),
-    UINT_KEY("rtt_degrade_factor", 0, 1000),
-    UINT_KEY("rise", 1, 100),
-    STR_KEY("host", false, sp_config_check_authority),
-    {.key = NULL},
-};
-
-static const struct spec breaker_fields[] = {
-    UINT_KEY("max_failures", 0, 1000),
-    UINT_KEY("failure_ratio_pct", 0, 100),
-    UINT_KEY("min_requests", 1, 1000000),
-    UINT_KEY("window_ms", 100, 3600000),
-    UINT_KEY("open_ms", 1, 3600000),
-    UINT_KEY("max_open_ms", 1, MAX_TIMEOUT_MS),
-    UINT_KEY("half_open_requests", 1, 1000),
-    UINT_KEY("half_open_successes", 1, 1000),
-    UINT_KEY("max_concurrent", 0, 1000000),
-    UINT_KEY("max_pending", 0, 1000000),
-    {.key = NULL},
-};
-
-static const struct spec retries_fields[] = {
-    UINT_KEY("max", 0, 10),
-    UINT_KEY("budget_pct", 0, 1000),
-    UINT_KEY("min_retries", 0, 100000),
-    UINT_KEY("backoff_ms", 0, 60000),
-    UINT_KEY("max_backoff_ms", 0, 600000), /* ten minutes */
-    UINT_KEY("replay_body_bytes", 0, 16777216),
-    {.key = NULL},
-};
-
-static void check_hash_key(struct walk *w, yaml_node_t *map);
-static void check_upstream(struct walk *w, yaml_node_t *map);
-
-/* name, ipv4_prefix and ipv6_prefix depend on the source: see check_hash_key */
-static const struct spec hash_key_fields[] = {
-    {.key = "source", .kind = KIND_ENUM, .required = true, .choices = hash_sources},
-    STR_KEY("name", false, NULL),
-    UINT_KEY("ipv4_prefix", 1, 32),
-    UINT_KEY("ipv6_prefix", 1, 128),
-    {.key = NULL},
-};
-
-static const struct spec sticky_fields[] = {
-    STR_KEY("name", false, sp_config_check_cookie_name),
-    STR_KEY("secret", true, sp_config_check_secret),
-    UINT_KEY("max_age", 0, 31536000), /* one year */
-    {.key = NULL},
-};
-
-static const struct spec route_item = {.kind = KIND_MAP, .fields = route_fields};
-static const struct spec backend_item = {.kind = KIND_MAP, .fields = backend_fields};
-
-static const struct spec upstream_fields[] = {
-    STR_KEY("name", true, sp_config_check_name),
-    {.key = "strategy", .kind = KIND_ENUM, .choices = strategies},
-    {.key = "hash_key", .kind = KIND_MAP, .fields = hash_key_fields, .check_map = check_hash_key},
-    {.key = "sticky_cookie", .kind = KIND_MAP, .fields = sticky_fields},
-    UINT_KEY("slow_start_ms", 0, 3600000), /* one hour */
-    {.key = "passive_health", .kind = KIND_MAP, .fields = passive_health_fields},
-    {.key = "health_check", .kind = KIND_MAP, .fields = health_check_fields},
-    {.key = "breaker", .kind = KIND_MAP, .fields = breaker_fields},
-    {.key = "retries", .kind = KIND_MAP, .fields = retries_fields},
-    {.key = "routes", .kind = KIND_SEQ, .required = true, .min = 1, .item = &route_item},
-    {.key = "backends", .kind = KIND_SEQ, .required = true, .min = 1, .item = &backend_item},
-    {.key = "tls", .kind = KIND_MAP, .fields = tls_fields},
-    {.key = "pool", .kind = KIND_MAP, .fields = pool_fields},
-    {.key = "timeouts", .kind = KIND_MAP, .fields = upstream_timeouts_fields},
-    {.key = NULL},
-};
-
-static const struct spec listener_item = {.kind = KIND_MAP, .fields = listener_fields};
-static const struct spec upstream_item = {
-    .kind = KIND_MAP, .fields = upstream_fields, .check_map = check_upstream};
-
-static const struct spec root_fields[] = {
-    UINT_KEY("workers", 0, 256),
-    {.key = "log", .kind = KIND_MAP, .fields = log_fields},
-    STR_KEY("default_upstream", false, sp_config_check_name), /* existence: config_validate.c */
-    {.key = "listeners", .kind = KIND_SEQ, .required = true, .min = 1, .item = &listener_item},
-    {.key = "timeouts", .kind = KIND_MAP, .fields = timeouts_fields},
-    {.key = "limits", .kind = KIND_MAP, .fields = limits_fields},
-    {.key = "upstreams", .kind = KIND_SEQ, .required = true, .min = 1, .item = &upstream_item},
-    {.key = NULL},
-};
-
-static const struct spec root_spec = {.kind = KIND_MAP, .fields = root_fields};
-
 /* State of one walk. The current dotted path grows and shrinks as the walk descends. */
-struct walk {
+struct sp_config_walk {
     yaml_document_t *doc;            /* borrowed */
     const char *file;                /* borrowed; for errors */
     struct sp_config_check_ctx ctx;  /* passed to value checks */
@@ -273,19 +28,157 @@ struct walk {
     bool failed;                     /* an error was added */
 };
 
-static void walk_node(struct walk *w, const struct spec *s, yaml_node_t *node);
+static void walk_node(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node,
+                      void *obj);
 
-static unsigned node_line(const yaml_node_t *node)
+/* ---- storing values ---- */
+
+static void *at(void *obj, size_t offset)
+{
+    return (char *)obj + offset;
+}
+
+/* Stores v into the `size` bytes at dst: an unsigned integer, bool or enum field. */
+static void store_number(void *dst, size_t size, uint64_t v)
+{
+    uint8_t v8 = (uint8_t)v;
+    uint16_t v16 = (uint16_t)v;
+    uint32_t v32 = (uint32_t)v;
+    const void *src = size == 1   ? (const void *)&v8
+                      : size == 2 ? (const void *)&v16
+                      : size == 4 ? (const void *)&v32
+                                  : (const void *)&v;
+
+    memcpy(dst, src, size);
+}
+
+/* Frees a stored string and NULLs it. Every string is wiped first: one of them is the sticky
+ * cookie secret, which must not linger in freed heap. */
+static void free_string(char **s)
+{
+    if (*s != NULL)
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
+/* Stores a string the key's check accepted (or its default) over what was there. */
+static void store_string(const struct sp_config_key *k, void *obj, const char *dir,
+                         const char *value)
+{
+    struct sp_health_check_conf *hc = at(obj, k->offset);
+    char **s = at(obj, k->offset);
+
+    if (k->store == SP_CONFIG_STORE_STATUS) {
+        (void)sp_config_parse_status_range(value, &hc->status_min, &hc->status_max); /* checked */
+        return;
+    }
+    free_string(s);
+    switch (k->store) {
+    case SP_CONFIG_STORE_COPY:
+        *s = sp_xstrdup(value);
+        break;
+    case SP_CONFIG_STORE_FILE:
+        *s = sp_config_path_resolve(dir, value);
+        break;
+    case SP_CONFIG_STORE_HOST:
+        *s = strcmp(value, "*") == 0 ? NULL : sp_config_lower(sp_xstrdup(value));
+        break;
+    case SP_CONFIG_STORE_STATUS:
+        break;
+    }
+}
+
+/* Gives every key of a section its default. A section inside it gets its defaults too, unless
+ * it is optional: that one stays zero (off) until it is written. */
+static void apply_defaults(const struct sp_config_key *fields, void *obj, const char *dir)
+{
+    for (const struct sp_config_key *k = fields; k->name != NULL; k++) {
+        switch (k->kind) {
+        case SP_CONFIG_MAP:
+            if (!k->optional)
+                apply_defaults(k->fields, at(obj, k->offset), dir);
+            break;
+        case SP_CONFIG_SEQ:
+            break;
+        case SP_CONFIG_UINT:
+        case SP_CONFIG_BOOL:
+        case SP_CONFIG_ENUM:
+            store_number(at(obj, k->offset), k->size, k->def);
+            break;
+        case SP_CONFIG_STR:
+            if (k->def_str != NULL)
+                store_string(k, obj, dir, k->def_str);
+            break;
+        }
+    }
+}
+
+static void free_value(const struct sp_config_key *k, void *obj);
+
+static void free_fields(const struct sp_config_key *fields, void *obj)
+{
+    for (const struct sp_config_key *k = fields; k->name != NULL; k++)
+        free_value(k, obj);
+}
+
+static void free_value(const struct sp_config_key *k, void *obj)
+{
+    char *items;
+    size_t n;
+
+    switch (k->kind) {
+    case SP_CONFIG_MAP:
+        free_fields(k->fields, at(obj, k->offset));
+        break;
+    case SP_CONFIG_SEQ:
+        memcpy(&items, at(obj, k->offset), sizeof(items));
+        memcpy(&n, at(obj, k->count_offset), sizeof(n));
+        for (size_t i = 0; i < n; i++)
+            free_value(k->item, items + i * k->item_size);
+        free(items);
+        memset(at(obj, k->offset), 0, sizeof(items));
+        memset(at(obj, k->count_offset), 0, sizeof(n));
+        break;
+    case SP_CONFIG_STR:
+        if (k->store != SP_CONFIG_STORE_STATUS)
+            free_string(at(obj, k->offset));
+        break;
+    case SP_CONFIG_UINT:
+    case SP_CONFIG_BOOL:
+    case SP_CONFIG_ENUM:
+        break;
+    }
+}
+
+void sp_config_free(struct sp_config *config)
+{
+    if (config == NULL)
+        return;
+    free_fields(sp_config_schema.fields, config);
+    free(config->path);
+    config->path = NULL;
+    free(config);
+}
+
+const char *sp_config_choice(const struct sp_config_key *k, unsigned v)
+{
+    return k->name_of != NULL ? k->name_of(v) : k->names[v];
+}
+
+/* ---- the walk ---- */
+
+unsigned sp_config_walk_line(const yaml_node_t *node)
 {
     return (unsigned)node->start_mark.line + 1;
 }
 
 /* Appends to the current path; returns the old length, to give back to path_pop. */
-static size_t path_push(struct walk *w, const char *fmt_key, size_t index)
+static size_t path_push(struct sp_config_walk *w, const char *key, size_t index)
 {
     size_t old = w->path_len;
-    char *part = fmt_key != NULL ? sp_config_strf("%s%s", old > 0 ? "." : "", fmt_key)
-                                 : sp_config_strf("[%zu]", index);
+    char *part = key != NULL ? sp_config_strf("%s%s", old > 0 ? "." : "", key)
+                             : sp_config_strf("[%zu]", index);
     size_t n = strlen(part);
 
     if (old + n + 1 > w->path_cap) {
@@ -298,13 +191,13 @@ static size_t path_push(struct walk *w, const char *fmt_key, size_t index)
     return old;
 }
 
-static void path_pop(struct walk *w, size_t old)
+static void path_pop(struct sp_config_walk *w, size_t old)
 {
     w->path_len = old;
     w->path[old] = '\0';
 }
 
-static void record_line(struct walk *w, unsigned line)
+static void record_line(struct sp_config_walk *w, unsigned line)
 {
     struct sp_config_lines *l = w->lines;
 
@@ -317,11 +210,24 @@ static void record_line(struct walk *w, unsigned line)
     l->count++;
 }
 
-static void walk_error(struct walk *w, unsigned line, char *message)
+static void walk_error(struct sp_config_walk *w, unsigned line, char *message)
 {
     sp_config_error_add(w->errors, w->file, line, w->path, "%s", message);
     free(message);
     w->failed = true;
+}
+
+void sp_config_walk_error(struct sp_config_walk *w, const char *key, unsigned line, char *message)
+{
+    size_t old = path_push(w, key, 0);
+
+    walk_error(w, line, message);
+    path_pop(w, old);
+}
+
+const struct sp_config_check_ctx *sp_config_walk_ctx(const struct sp_config_walk *w)
+{
+    return &w->ctx;
 }
 
 static const char *scalar_text(const yaml_node_t *node)
@@ -347,42 +253,54 @@ static char *describe(const yaml_node_t *node)
     return sp_config_strf("nothing");
 }
 
-static void type_error(struct walk *w, const yaml_node_t *node, const char *expected)
+static void type_error(struct sp_config_walk *w, const yaml_node_t *node, const char *expected)
 {
     char *got = describe(node);
 
-    walk_error(w, node_line(node), sp_config_strf("expected %s, got %s", expected, got));
+    walk_error(w, sp_config_walk_line(node), sp_config_strf("expected %s, got %s", expected, got));
     free(got);
 }
 
-static const struct spec *find_field(const struct spec *fields, const char *key)
+static const struct sp_config_key *find_field(const struct sp_config_key *fields, const char *key)
 {
-    for (const struct spec *f = fields; f->key != NULL; f++) {
-        if (strcmp(f->key, key) == 0)
+    for (const struct sp_config_key *f = fields; f->name != NULL; f++) {
+        if (strcmp(f->name, key) == 0)
             return f;
     }
     return NULL;
 }
 
-/* True when an earlier pair of the mapping, before `pair`, has the same key. */
-static bool key_seen_before(struct walk *w, yaml_node_t *map, yaml_node_pair_t *pair,
-                            const char *key)
+/* The first pair of the mapping, before `end`, whose key is `key`; NULL when there is none. */
+static yaml_node_pair_t *find_pair(struct sp_config_walk *w, yaml_node_t *map,
+                                   const yaml_node_pair_t *end, const char *key)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < end; p++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
 
         if (k != NULL && k->type == YAML_SCALAR_NODE && strcmp(scalar_text(k), key) == 0)
-            return true;
+            return p;
     }
-    return false;
+    return NULL;
 }
 
-static void walk_pair(struct walk *w, const struct spec *s, yaml_node_t *map,
-                      yaml_node_pair_t *pair)
+yaml_node_t *sp_config_walk_get(struct sp_config_walk *w, yaml_node_t *map, const char *key,
+                                yaml_node_t **ret_key)
+{
+    yaml_node_pair_t *p = find_pair(w, map, map->data.mapping.pairs.top, key);
+
+    if (p == NULL)
+        return NULL;
+    if (ret_key != NULL)
+        *ret_key = yaml_document_get_node(w->doc, p->key);
+    return yaml_document_get_node(w->doc, p->value);
+}
+
+static void walk_pair(struct sp_config_walk *w, const struct sp_config_key *s, yaml_node_t *map,
+                      yaml_node_pair_t *pair, void *obj)
 {
     yaml_node_t *key = yaml_document_get_node(w->doc, pair->key);
     yaml_node_t *value = yaml_document_get_node(w->doc, pair->value);
-    const struct spec *field;
+    const struct sp_config_key *field;
     size_t old;
 
     if (key == NULL || value == NULL)
@@ -394,29 +312,19 @@ static void walk_pair(struct walk *w, const struct spec *s, yaml_node_t *map,
     old = path_push(w, scalar_text(key), 0);
     field = find_field(s->fields, scalar_text(key));
     if (field == NULL) {
-        walk_error(w, node_line(key), sp_config_strf("unknown key"));
-    } else if (key_seen_before(w, map, pair, scalar_text(key))) {
-        walk_error(w, node_line(key), sp_config_strf("duplicate key"));
+        walk_error(w, sp_config_walk_line(key), sp_config_strf("unknown key"));
+    } else if (find_pair(w, map, pair, scalar_text(key)) != NULL) {
+        walk_error(w, sp_config_walk_line(key), sp_config_strf("duplicate key"));
     } else {
-        record_line(w, node_line(key));
-        walk_node(w, field, value);
+        record_line(w, sp_config_walk_line(key));
+        walk_node(w, field, value, obj);
     }
     path_pop(w, old);
 }
 
-static bool map_has_key(struct walk *w, yaml_node_t *map, const char *key)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
-
-        if (k != NULL && k->type == YAML_SCALAR_NODE && strcmp(scalar_text(k), key) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void walk_map(struct walk *w, const struct spec *s, yaml_node_t *node)
+/* Walks a mapping whose struct, `obj`, already has its defaults. */
+static void walk_map(struct sp_config_walk *w, const struct sp_config_key *s, yaml_node_t *node,
+                     void *obj)
 {
     if (node->type != YAML_MAPPING_NODE) {
         type_error(w, node, "a mapping");
@@ -424,23 +332,23 @@ static void walk_map(struct walk *w, const struct spec *s, yaml_node_t *node)
     }
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
          p++)
-        walk_pair(w, s, node, p);
-    for (const struct spec *f = s->fields; f->key != NULL; f++) {
-        size_t old;
-
-        if (!f->required || map_has_key(w, node, f->key))
-            continue;
-        old = path_push(w, f->key, 0);
-        walk_error(w, node_line(node), sp_config_strf("required key missing"));
-        path_pop(w, old);
+        walk_pair(w, s, node, p, obj);
+    for (const struct sp_config_key *f = s->fields; f->name != NULL; f++) {
+        if (f->required && find_pair(w, node, node->data.mapping.pairs.top, f->name) == NULL)
+            sp_config_walk_error(w, f->name, sp_config_walk_line(node),
+                                 sp_config_strf("required key missing"));
     }
-    if (s->check_map != NULL)
-        s->check_map(w, node);
+    if (s->finish != NULL)
+        s->finish(w, node, obj);
 }
 
-static void walk_seq(struct walk *w, const struct spec *s, yaml_node_t *node)
+/* Walks a list into a new array of entries, each with its defaults, at the key's offset. */
+static void walk_seq(struct sp_config_walk *w, const struct sp_config_key *s, yaml_node_t *node,
+                     void *obj)
 {
     yaml_node_item_t *start, *top;
+    char *items;
+    size_t n;
 
     if (node->type != YAML_SEQUENCE_NODE) {
         type_error(w, node, "a list");
@@ -448,26 +356,32 @@ static void walk_seq(struct walk *w, const struct spec *s, yaml_node_t *node)
     }
     start = node->data.sequence.items.start;
     top = node->data.sequence.items.top;
-    if ((uint64_t)(top - start) < s->min) {
-        walk_error(w, node_line(node),
+    n = (size_t)(top - start);
+    if (n < s->min) {
+        walk_error(w, sp_config_walk_line(node),
                    sp_config_strf("must have at least %llu entr%s", (unsigned long long)s->min,
                                   s->min == 1 ? "y" : "ies"));
         return;
     }
-    for (yaml_node_item_t *it = start; it < top; it++) {
-        yaml_node_t *item = yaml_document_get_node(w->doc, *it);
-        size_t old = path_push(w, NULL, (size_t)(it - start));
+    items = sp_xcalloc(n, s->item_size);
+    memcpy(at(obj, s->offset), &items, sizeof(items));
+    memcpy(at(obj, s->count_offset), &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(w->doc, start[i]);
+        size_t old = path_push(w, NULL, i);
 
+        if (s->item->kind == SP_CONFIG_MAP)
+            apply_defaults(s->item->fields, items + i * s->item_size, w->ctx.dir);
         if (item != NULL) {
-            record_line(w, node_line(item));
-            walk_node(w, s->item, item);
+            record_line(w, sp_config_walk_line(item));
+            walk_node(w, s->item, item, items + i * s->item_size);
         }
         path_pop(w, old);
     }
 }
 
-/* Parses a plain decimal number: no sign, no leading zeros, no 0x (libcyaml would read those
- * as hex or octal, which nobody means in a config). Returns 0, -EINVAL or -ERANGE. */
+/* Parses a plain decimal number: no sign, no leading zeros, no 0x (which YAML 1.1 would read as
+ * hex or octal, which nobody means in a config). Returns 0, -EINVAL or -ERANGE. */
 static int parse_decimal(const char *s, uint64_t *ret_value)
 {
     uint64_t v = 0;
@@ -485,62 +399,75 @@ static int parse_decimal(const char *s, uint64_t *ret_value)
     return 0;
 }
 
-static void range_error(struct walk *w, const struct spec *s, yaml_node_t *node)
+static void range_error(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node)
 {
     const char *v = scalar_text(node);
 
-    if (s->max == UINT64_MAX)
-        walk_error(w, node_line(node),
-                   sp_config_strf("must be at least %llu, got %s", (unsigned long long)s->min, v));
+    if (k->max == UINT64_MAX)
+        walk_error(w, sp_config_walk_line(node),
+                   sp_config_strf("must be at least %llu, got %s", (unsigned long long)k->min, v));
     else
-        walk_error(w, node_line(node),
+        walk_error(w, sp_config_walk_line(node),
                    sp_config_strf("must be between %llu and %llu, got %s",
-                                  (unsigned long long)s->min, (unsigned long long)s->max, v));
+                                  (unsigned long long)k->min, (unsigned long long)k->max, v));
 }
 
-static void check_uint(struct walk *w, const struct spec *s, yaml_node_t *node)
+/* Checks a number; returns true and *ret_value when it is fine. */
+static bool check_uint(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node,
+                       uint64_t *ret_value)
 {
-    uint64_t v = 0;
-    int rv = parse_decimal(scalar_text(node), &v);
+    int rv = parse_decimal(scalar_text(node), ret_value);
 
     if (rv == -EINVAL)
         type_error(w, node, "an unsigned integer");
-    else if (rv == -ERANGE || v < s->min || v > s->max)
-        range_error(w, s, node);
+    else if (rv == -ERANGE || *ret_value < k->min || *ret_value > k->max)
+        range_error(w, k, node);
+    else
+        return true;
+    return false;
 }
 
-static void check_bool(struct walk *w, yaml_node_t *node)
+static bool check_bool(struct sp_config_walk *w, yaml_node_t *node, uint64_t *ret_value)
 {
-    static const char *const accepted[] = {"true", "false", "yes", "no", "on", "off"};
+    static const char *const accepted[] = {"false", "true", "no", "yes", "off", "on"};
     const char *v = scalar_text(node);
 
     for (size_t i = 0; i < SP_ARRAY_LEN(accepted); i++) {
-        if (strcasecmp(v, accepted[i]) == 0)
-            return;
+        if (strcasecmp(v, accepted[i]) == 0) {
+            *ret_value = i % 2;
+            return true;
+        }
     }
     type_error(w, node, "true or false");
+    return false;
 }
 
-static void check_enum(struct walk *w, const struct spec *s, yaml_node_t *node)
+static bool check_enum(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node,
+                       uint64_t *ret_value)
 {
-    const char *v = scalar_text(node);
+    const char *v = scalar_text(node), *name;
     char *list = NULL;
     char q[80];
 
-    for (const char *const *c = s->choices; *c != NULL; c++) {
-        if (strcmp(v, *c) == 0)
-            return;
+    for (unsigned i = (unsigned)k->min; (name = sp_config_choice(k, i)) != NULL; i++) {
+        if (strcmp(v, name) == 0) {
+            *ret_value = i;
+            return true;
+        }
     }
-    for (const char *const *c = s->choices; *c != NULL; c++) {
-        char *next = list == NULL ? sp_config_strf("%s", *c) : sp_config_strf("%s, %s", list, *c);
+    for (unsigned i = (unsigned)k->min; (name = sp_config_choice(k, i)) != NULL; i++) {
+        char *next =
+            list == NULL ? sp_config_strf("%s", name) : sp_config_strf("%s, %s", list, name);
 
         free(list);
         list = next;
     }
-    walk_error(w, node_line(node),
+    walk_error(w, sp_config_walk_line(node),
                sp_config_strf("unknown value %s: expected %s%s", sp_config_quote(q, sizeof(q), v),
-                              s->choices[1] != NULL ? "one of " : "", list));
+                              sp_config_choice(k, (unsigned)k->min + 1) != NULL ? "one of " : "",
+                              list));
     free(list);
+    return false;
 }
 
 /* True for an empty or null plain scalar such as `key:` or `key: ~`. */
@@ -554,191 +481,103 @@ static bool is_null(const yaml_node_t *node)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static void walk_scalar(struct walk *w, const struct spec *s, yaml_node_t *node)
+const char *sp_config_walk_text(const yaml_node_t *node)
+{
+    if (node == NULL || node->type != YAML_SCALAR_NODE || is_null(node) ||
+        strlen(scalar_text(node)) != node->data.scalar.length)
+        return NULL;
+    return scalar_text(node);
+}
+
+/* Checks a string with the key's check; returns true when it is fine. */
+static bool check_str(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node)
+{
+    char *msg = k->check != NULL ? k->check(&w->ctx, scalar_text(node)) : NULL;
+
+    if (msg == NULL)
+        return true;
+    walk_error(w, sp_config_walk_line(node), msg);
+    return false;
+}
+
+static void walk_scalar(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node,
+                        void *obj)
 {
     static const char *const expected[] = {
-        [KIND_UINT] = "an unsigned integer",
-        [KIND_BOOL] = "true or false",
-        [KIND_ENUM] = "a string",
-        [KIND_STR] = "a string",
+        [SP_CONFIG_UINT] = "an unsigned integer",
+        [SP_CONFIG_BOOL] = "true or false",
+        [SP_CONFIG_ENUM] = "a string",
+        [SP_CONFIG_STR] = "a string",
     };
-    char *msg;
+    uint64_t v = 0;
+    bool ok = false;
 
     if (node->type != YAML_SCALAR_NODE) {
-        type_error(w, node, expected[s->kind]);
+        type_error(w, node, expected[k->kind]);
         return;
     }
     if (is_null(node)) {
-        walk_error(w, node_line(node), sp_config_strf("missing value"));
+        walk_error(w, sp_config_walk_line(node), sp_config_strf("missing value"));
         return;
     }
     if (strlen(scalar_text(node)) != node->data.scalar.length) {
-        walk_error(w, node_line(node), sp_config_strf("must not contain NUL bytes"));
+        walk_error(w, sp_config_walk_line(node), sp_config_strf("must not contain NUL bytes"));
         return;
     }
-    switch (s->kind) {
-    case KIND_UINT:
-        check_uint(w, s, node);
+    switch (k->kind) {
+    case SP_CONFIG_UINT:
+        ok = check_uint(w, k, node, &v);
         break;
-    case KIND_BOOL:
-        check_bool(w, node);
+    case SP_CONFIG_BOOL:
+        ok = check_bool(w, node, &v);
         break;
-    case KIND_ENUM:
-        check_enum(w, s, node);
+    case SP_CONFIG_ENUM:
+        ok = check_enum(w, k, node, &v);
         break;
-    case KIND_STR:
-        msg = s->check != NULL ? s->check(&w->ctx, scalar_text(node)) : NULL;
-        if (msg != NULL)
-            walk_error(w, node_line(node), msg);
+    case SP_CONFIG_STR:
+        if (check_str(w, k, node))
+            store_string(k, obj, w->ctx.dir, scalar_text(node));
+        return;
+    case SP_CONFIG_MAP:
+    case SP_CONFIG_SEQ:
+        return; /* not scalars: walk_node never sends them here */
+    }
+    if (ok)
+        store_number(at(obj, k->offset), k->size, v);
+}
+
+/* Walks the value of key k, which goes into obj, the struct of the section the key is in. */
+static void walk_node(struct sp_config_walk *w, const struct sp_config_key *k, yaml_node_t *node,
+                      void *obj)
+{
+    void *sub = at(obj, k->offset);
+
+    switch (k->kind) {
+    case SP_CONFIG_MAP:
+        if (k->optional && node->type == YAML_MAPPING_NODE) {
+            apply_defaults(k->fields, sub, w->ctx.dir);
+            *(bool *)at(sub, k->enabled_offset) = true;
+        }
+        walk_map(w, k, node, sub);
         break;
-    case KIND_MAP:
-    case KIND_SEQ:
-        break; /* not scalars: walk_node never sends them here */
+    case SP_CONFIG_SEQ:
+        walk_seq(w, k, node, obj);
+        break;
+    case SP_CONFIG_UINT:
+    case SP_CONFIG_BOOL:
+    case SP_CONFIG_ENUM:
+    case SP_CONFIG_STR:
+        walk_scalar(w, k, node, obj);
+        break;
     }
 }
 
-static void walk_node(struct walk *w, const struct spec *s, yaml_node_t *node)
-{
-    switch (s->kind) {
-    case KIND_MAP:
-        walk_map(w, s, node);
-        break;
-    case KIND_SEQ:
-        walk_seq(w, s, node);
-        break;
-    case KIND_UINT:
-    case KIND_BOOL:
-    case KIND_ENUM:
-    case KIND_STR:
-        walk_scalar(w, s, node);
-        break;
-    }
-}
-
-/* ---- rules between the keys of one mapping (spec.check_map) ----
- * These run after every key of the mapping was checked on its own, and stay silent about a value
- * that already failed there, so that one mistake gives one error. */
-
-/* Finds `key` in a mapping: returns its value node and, when ret_key is not NULL, its key node
- * in *ret_key; NULL when absent. The first occurrence wins (a repeat is already an error). */
-static yaml_node_t *map_get(struct walk *w, yaml_node_t *map, const char *key,
-                            yaml_node_t **ret_key)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
-
-        if (k == NULL || k->type != YAML_SCALAR_NODE || strcmp(scalar_text(k), key) != 0)
-            continue;
-        if (ret_key != NULL)
-            *ret_key = k;
-        return yaml_document_get_node(w->doc, p->value);
-    }
-    return NULL;
-}
-
-/* True for a scalar that passed walk_scalar's generic checks (not null, no NUL bytes). */
-static bool usable_scalar(const yaml_node_t *node)
-{
-    return node != NULL && node->type == YAML_SCALAR_NODE && !is_null(node) &&
-           strlen(scalar_text(node)) == node->data.scalar.length;
-}
-
-/* Adds an error about `key`, a key of the mapping at the current path. Takes `message`. */
-static void key_error(struct walk *w, const char *key, unsigned line, char *message)
-{
-    size_t old = path_push(w, key, 0);
-
-    walk_error(w, line, message);
-    path_pop(w, old);
-}
-
-/* What each hash_key source takes besides itself, in the order of hash_sources. */
-struct hash_source_rule {
-    const char *source;            /* as written in the config */
-    const char *name_of;           /* what `name` names; NULL: the source takes no name */
-    sp_config_check_fn check_name; /* check of `name`; set exactly when name_of is */
-};
-
-static const struct hash_source_rule hash_source_rules[] = {
-    {"source_ip", NULL, NULL},
-    {"header", "header", sp_config_check_header_name},
-    {"cookie", "cookie", sp_config_check_cookie_name},
-    {"path", NULL, NULL},
-    {"authority", NULL, NULL},
-    {"query", "query parameter", sp_config_check_query_name},
-    {"connection", NULL, NULL},
-};
-
-static const struct hash_source_rule *find_hash_source(const yaml_node_t *node)
-{
-    if (!usable_scalar(node))
-        return NULL;
-    for (size_t i = 0; i < SP_ARRAY_LEN(hash_source_rules); i++) {
-        if (strcmp(hash_source_rules[i].source, scalar_text(node)) == 0)
-            return &hash_source_rules[i];
-    }
-    return NULL;
-}
-
-/* hash_key.name is required by the sources that look something up by name and refused by the
- * others; prefixes only apply to source_ip. */
-static void check_hash_key(struct walk *w, yaml_node_t *map)
-{
-    static const char *const prefixes[] = {"ipv4_prefix", "ipv6_prefix"};
-    const struct hash_source_rule *rule = find_hash_source(map_get(w, map, "source", NULL));
-    yaml_node_t *key = NULL;
-    yaml_node_t *name = map_get(w, map, "name", &key);
-    char *msg;
-
-    if (rule == NULL)
-        return; /* missing or unknown source: already reported */
-    if (rule->name_of != NULL && name == NULL)
-        key_error(w, "name", node_line(map),
-                  sp_config_strf("required key missing: source %s needs the name of the %s",
-                                 rule->source, rule->name_of));
-    if (rule->name_of == NULL && name != NULL)
-        key_error(w, "name", node_line(key),
-                  sp_config_strf("not allowed with source %s: only header, cookie and query "
-                                 "take a name",
-                                 rule->source));
-    if (rule->check_name != NULL && usable_scalar(name)) {
-        msg = rule->check_name(&w->ctx, scalar_text(name));
-        if (msg != NULL)
-            key_error(w, "name", node_line(name), msg);
-    }
-    for (size_t i = 0; i < SP_ARRAY_LEN(prefixes); i++) {
-        if (strcmp(rule->source, "source_ip") == 0 || map_get(w, map, prefixes[i], &key) == NULL)
-            continue;
-        key_error(w, prefixes[i], node_line(key),
-                  sp_config_strf("not allowed with source %s: only source_ip takes a prefix",
-                                 rule->source));
-    }
-}
-
-/* Rendezvous hashing has nothing to hash without a key, and only rendezvous hashes: a hash_key
- * under another strategy would be a setting that does nothing. */
-static void check_upstream(struct walk *w, yaml_node_t *map)
-{
-    yaml_node_t *strategy = map_get(w, map, "strategy", NULL);
-    yaml_node_t *hash_key_key = NULL;
-    yaml_node_t *hash_key = map_get(w, map, "hash_key", &hash_key_key);
-    bool rendezvous = usable_scalar(strategy) && strcmp(scalar_text(strategy), "rendezvous") == 0;
-
-    if (rendezvous && hash_key == NULL)
-        key_error(w, "strategy", node_line(strategy),
-                  sp_config_strf("strategy rendezvous needs hash_key"));
-    if (!rendezvous && hash_key != NULL && (strategy == NULL || usable_scalar(strategy)))
-        key_error(w, "hash_key", node_line(hash_key_key),
-                  sp_config_strf("only strategy rendezvous uses hash_key (strategy is %s)",
-                                 strategy != NULL ? scalar_text(strategy) : "round_robin"));
-}
-
-int sp_config_tree_check(yaml_document_t *doc, const char *file, const char *dir,
-                         struct sp_config_errors *errors, struct sp_config_lines *lines)
+int sp_config_tree_load(yaml_document_t *doc, const char *file, const char *dir,
+                        struct sp_config **ret_config, struct sp_config_errors *errors,
+                        struct sp_config_lines *lines)
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
-    struct walk w = {
+    struct sp_config_walk w = {
         .doc = doc,
         .file = file,
         .ctx = {.dir = dir},
@@ -748,25 +587,34 @@ int sp_config_tree_check(yaml_document_t *doc, const char *file, const char *dir
         .path_len = 0,
         .path_cap = 1,
     };
+    struct sp_config *config;
 
     if (root == NULL) {
-        sp_config_error_add(errors, file, 0, "", "the configuration is empty");
+        walk_error(&w, 0, sp_config_strf("the configuration is empty"));
         free(w.path);
         return -EINVAL;
     }
-    record_line(&w, node_line(root));
+    record_line(&w, sp_config_walk_line(root));
     if (root->type != YAML_MAPPING_NODE) {
         char *got = describe(root);
 
-        sp_config_error_add(errors, file, node_line(root), "",
-                            "the configuration must be a mapping of keys, got %s", got);
+        walk_error(&w, sp_config_walk_line(root),
+                   sp_config_strf("the configuration must be a mapping of keys, got %s", got));
         free(got);
         free(w.path);
         return -EINVAL;
     }
-    walk_node(&w, &root_spec, root);
+    config = sp_xcalloc(1, sizeof(*config));
+    config->path = sp_xstrdup(file);
+    apply_defaults(sp_config_schema.fields, config, dir);
+    walk_node(&w, &sp_config_schema, root, config);
     free(w.path);
-    return w.failed ? -EINVAL : 0;
+    if (w.failed) {
+        sp_config_free(config);
+        return -EINVAL;
+    }
+    *ret_config = config;
+    return 0;
 }
 
 unsigned sp_config_lines_find(const struct sp_config_lines *lines, const char *path)

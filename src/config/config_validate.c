@@ -699,21 +699,6 @@ static int check_windows(const struct sp_config *c, const struct sp_config_lines
     return -EINVAL;
 }
 
-static const char *proto_name(enum sp_backend_proto proto)
-{
-    switch (proto) {
-    case SP_BACKEND_PROTO_H3:
-        return "h3";
-    case SP_BACKEND_PROTO_H2:
-        return "h2";
-    case SP_BACKEND_PROTO_H2C:
-        return "h2c";
-    case SP_BACKEND_PROTO_HTTP1:
-        return "http1";
-    }
-    return "?";
-}
-
 /* Returns why `tls` contradicts the backend's protocol, or NULL when it does not. */
 static const char *tls_clash(const struct sp_backend_conf *b)
 {
@@ -748,7 +733,8 @@ static int check_backend_tls(const struct sp_config *c, const struct sp_config_l
             key = sp_config_strf("upstreams[%zu].backends[%zu].tls", u, b);
             cross_error(errors, c, lines, key,
                         sp_config_strf("tls: %s is not possible with protocol %s: %s",
-                                       be->tls ? "true" : "false", proto_name(be->protocol), why));
+                                       be->tls ? "true" : "false",
+                                       sp_config_backend_protos[be->protocol], why));
             free(key);
             rv = -EINVAL;
         }

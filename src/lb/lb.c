@@ -33,29 +33,22 @@ struct sp_lb {
     uint64_t *id_hash;           /* owned array of nbackends */
 };
 
-/* The explicit name table. */
+/* The explicit name table, indexed by enum sp_lb_kind. Each strategy's name is its ops' name. */
 static const struct sp_lb_ops *const strategies[] = {
-    &sp_lb_random_ops,     &sp_lb_round_robin_ops, &sp_lb_weighted_round_robin_ops,
-    &sp_lb_least_conn_ops, &sp_lb_p2c_ops,         &sp_lb_ewma_ops,
-    &sp_lb_rendezvous_ops,
-};
-
-/* The config enum's spellings, indexed by enum sp_lb_kind. */
-static const char *const kind_names[] = {
-    [SP_LB_ROUND_ROBIN] = "round_robin",
-    [SP_LB_RANDOM] = "random",
-    [SP_LB_WEIGHTED_ROUND_ROBIN] = "weighted_round_robin",
-    [SP_LB_LEAST_CONN] = "least_conn",
-    [SP_LB_P2C] = "p2c",
-    [SP_LB_EWMA] = "ewma",
-    [SP_LB_RENDEZVOUS] = "rendezvous",
+    [SP_LB_ROUND_ROBIN] = &sp_lb_round_robin_ops,
+    [SP_LB_WEIGHTED_ROUND_ROBIN] = &sp_lb_weighted_round_robin_ops,
+    [SP_LB_RANDOM] = &sp_lb_random_ops,
+    [SP_LB_LEAST_CONN] = &sp_lb_least_conn_ops,
+    [SP_LB_P2C] = &sp_lb_p2c_ops,
+    [SP_LB_EWMA] = &sp_lb_ewma_ops,
+    [SP_LB_RENDEZVOUS] = &sp_lb_rendezvous_ops,
 };
 
 const char *sp_lb_kind_name(enum sp_lb_kind kind)
 {
-    if ((size_t)kind >= SP_ARRAY_LEN(kind_names))
+    if ((size_t)kind >= SP_ARRAY_LEN(strategies))
         return NULL;
-    return kind_names[kind];
+    return strategies[kind]->name;
 }
 
 const struct sp_lb_ops *sp_lb_ops_by_name(const char *name)
@@ -122,9 +115,11 @@ out_free_lb:
 
 int sp_lb_new(enum sp_lb_kind kind, size_t nbackends, struct sp_lb **ret)
 {
-    if ((size_t)kind >= SP_ARRAY_LEN(kind_names) || kind_names[kind] == NULL)
+    const char *name = sp_lb_kind_name(kind);
+
+    if (name == NULL)
         return -EINVAL;
-    return sp_lb_new_by_name(kind_names[kind], NULL, NULL, nbackends, ret);
+    return sp_lb_new_by_name(name, NULL, NULL, nbackends, ret);
 }
 
 bool sp_lb_uses_key(const struct sp_lb *lb)

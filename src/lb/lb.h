@@ -25,8 +25,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "core/time.h"
+
+/* A strategy, as the config names it. The values follow the order of lb.c's name table, which is
+ * the order docs and config errors list the names in. */
+enum sp_lb_kind {
+    SP_LB_ROUND_ROBIN = 0,          /* smooth weighted round-robin */
+    SP_LB_WEIGHTED_ROUND_ROBIN = 1, /* same algorithm as round_robin (kept as a name) */
+    SP_LB_RANDOM = 2,               /* weighted random */
+    SP_LB_LEAST_CONN = 3,           /* fewest in-flight requests per weight */
+    SP_LB_P2C = 4,                  /* power of two choices */
+    SP_LB_EWMA = 5,                 /* peak-EWMA latency x in-flight */
+    SP_LB_RENDEZVOUS = 6,           /* weighted highest-random-weight hashing on hash_key */
+};
 
 /* Weights above this are clamped to it, so effective weights and load products fit in 64 bits. */
 #define SP_LB_WEIGHT_MAX 1048576u
@@ -69,7 +80,8 @@ extern const struct sp_lb_ops sp_lb_rendezvous_ops;
  * static. Config validation can use it to reject an unknown strategy name. Any thread. */
 const struct sp_lb_ops *sp_lb_ops_by_name(const char *name);
 
-/* The strategy name for a config kind ("round_robin", ...), or NULL. Any thread. */
+/* The name of strategy `kind` ("round_robin", ...), or NULL past the last kind: the config lists
+ * and parses the names with it. Any thread. */
 const char *sp_lb_kind_name(enum sp_lb_kind kind);
 
 /* Creates a balancer running strategy `name` for an upstream with nbackends backends.
@@ -83,7 +95,7 @@ const char *sp_lb_kind_name(enum sp_lb_kind kind);
 int sp_lb_new_by_name(const char *name, const struct sp_lb_params *params, const char *const *ids,
                       size_t nbackends, struct sp_lb **ret);
 
-/* Compatibility wrapper: sp_lb_new_by_name() with the config enum's name, default params and no
+/* Compatibility wrapper: sp_lb_new_by_name() with the name of `kind`, default params and no
  * ids. Returns what sp_lb_new_by_name returns; -EINVAL also for an unknown kind. */
 int sp_lb_new(enum sp_lb_kind kind, size_t nbackends, struct sp_lb **ret);
 

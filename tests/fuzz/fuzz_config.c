@@ -1,6 +1,6 @@
-/* libFuzzer target: the configuration loader (libyaml tree walk, libcyaml typed load and the
- * validation passes) on arbitrary bytes. Every input must end in a config or in errors, never
- * in a crash, a leak or an error without a message. */
+/* libFuzzer target: the configuration loader (libyaml event scan, the table-driven tree walk
+ * that builds the config, and the checks across entries) on arbitrary bytes. Every input must
+ * end in a config or in errors, never in a crash, a leak or an error without a message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -608,6 +608,10 @@ static void test_backend_ipv4_address_is_resolved_into_a_sockaddr(void **state)
     assert_int_equal(f->config->upstreams[0].backends[0].addrlen, sizeof(*sin));
 }
 
+/* The first lines of the configs written out in full below: one listener, on one line. */
+#define LISTENERS                                                                                  \
+    "listeners:\n  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: server.key}\n"
+
 /* One key, one value: either accepted, or refused with exactly this "KEY: MESSAGE". */
 struct key_case {
     struct doc doc;
@@ -1554,22 +1558,20 @@ static void test_missing_file_returns_enoent_and_says_so(void **state)
 static void test_duplicate_listeners_names_and_ids_are_errors(void **state)
 {
     struct fixture *f = *state;
-    static const char yaml[] = "listeners:\n"
-                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "  - {address: \"::1\", port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "  - {address: \"0:0::1\", port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "upstreams:\n"
-                               "  - name: app\n"
-                               "    routes: [{path_prefix: /a}]\n"
-                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
-                               "  - name: app\n"
-                               "    routes: [{path_prefix: /b}]\n"
-                               "    backends:\n"
-                               "      - {id: b2, address: \"127.0.0.1:1\"}\n"
-                               "      - {id: b1, address: \"127.0.0.1:2\"}\n";
+    static const char yaml[] =
+        LISTENERS "  - {address: \"::1\", port: 8443, cert: server.crt, key: "
+                  "server.key}\n"
+                  "  - {address: \"0:0::1\", port: 8443, cert: server.crt, key: "
+                  "server.key}\n"
+                  "upstreams:\n"
+                  "  - name: app\n"
+                  "    routes: [{path_prefix: /a}]\n"
+                  "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                  "  - name: app\n"
+                  "    routes: [{path_prefix: /b}]\n"
+                  "    backends:\n"
+                  "      - {id: b2, address: \"127.0.0.1:1\"}\n"
+                  "      - {id: b1, address: \"127.0.0.1:2\"}\n";
 
     assert_int_equal(load_text(f, yaml), -EINVAL);
     assert_int_equal(f->errors.count, 3);
@@ -1584,23 +1586,21 @@ static void test_duplicate_listeners_names_and_ids_are_errors(void **state)
 static void test_routes_that_cannot_be_told_apart_are_errors(void **state)
 {
     struct fixture *f = *state;
-    static const char yaml[] = "listeners:\n"
-                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "upstreams:\n"
-                               "  - name: a\n"
-                               "    routes:\n"
-                               "      - path_prefix: /\n"
-                               "      - {host: A.example, path_prefix: /x, methods: [GET]}\n"
-                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
-                               "  - name: b\n"
-                               "    routes:\n"
-                               "      - host: \"*\"\n"
-                               "      - {host: a.EXAMPLE, path_prefix: /x, methods: [PUT, GET]}\n"
-                               "      - {host: a.example, path_prefix: /x, methods: [POST]}\n"
-                               "      - {host: \"*.example\", path_prefix: /x}\n"
-                               "      - {path_prefix: /x/}\n"
-                               "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n";
+    static const char yaml[] =
+        LISTENERS "upstreams:\n"
+                  "  - name: a\n"
+                  "    routes:\n"
+                  "      - path_prefix: /\n"
+                  "      - {host: A.example, path_prefix: /x, methods: [GET]}\n"
+                  "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                  "  - name: b\n"
+                  "    routes:\n"
+                  "      - host: \"*\"\n"
+                  "      - {host: a.EXAMPLE, path_prefix: /x, methods: [PUT, GET]}\n"
+                  "      - {host: a.example, path_prefix: /x, methods: [POST]}\n"
+                  "      - {host: \"*.example\", path_prefix: /x}\n"
+                  "      - {path_prefix: /x/}\n"
+                  "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n";
 
     assert_int_equal(load_text(f, yaml), -EINVAL);
     assert_int_equal(f->errors.count, 2);
@@ -1615,16 +1615,13 @@ static void test_routes_that_cannot_be_told_apart_are_errors(void **state)
 static void test_routes_in_the_same_upstream_may_not_repeat(void **state)
 {
     struct fixture *f = *state;
-    static const char yaml[] = "listeners:\n"
-                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "upstreams:\n"
-                               "  - name: a\n"
-                               "    routes:\n"
-                               "      - path_prefix: /\n"
-                               "      - path_prefix: /\n"
-                               "        methods: [GET]\n"
-                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n";
+    static const char yaml[] = LISTENERS "upstreams:\n"
+                                         "  - name: a\n"
+                                         "    routes:\n"
+                                         "      - path_prefix: /\n"
+                                         "      - path_prefix: /\n"
+                                         "        methods: [GET]\n"
+                                         "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n";
 
     assert_int_equal(load_text(f, yaml), -EINVAL);
     assert_int_equal(f->errors.count, 1);
@@ -1636,22 +1633,20 @@ static void test_routes_in_the_same_upstream_may_not_repeat(void **state)
 static void test_policy_pairs_are_checked_in_every_upstream_at_once(void **state)
 {
     struct fixture *f = *state;
-    static const char yaml[] = "listeners:\n"
-                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "upstreams:\n"
-                               "  - name: a\n"
-                               "    routes: [{path_prefix: /a}]\n"
-                               "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
-                               "    passive_health: {eject_failures: 0, degrade_failures: 9}\n"
-                               "  - name: b\n"
-                               "    routes: [{path_prefix: /b}]\n"
-                               "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n"
-                               "    passive_health:\n"
-                               "      degrade_failures: 9\n"
-                               "    breaker:\n"
-                               "      max_open_ms: 4000\n"
-                               "    retries: {backoff_ms: 300, max_backoff_ms: 200}\n";
+    static const char yaml[] =
+        LISTENERS "upstreams:\n"
+                  "  - name: a\n"
+                  "    routes: [{path_prefix: /a}]\n"
+                  "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
+                  "    passive_health: {eject_failures: 0, degrade_failures: 9}\n"
+                  "  - name: b\n"
+                  "    routes: [{path_prefix: /b}]\n"
+                  "    backends: [{id: b2, address: \"127.0.0.1:1\"}]\n"
+                  "    passive_health:\n"
+                  "      degrade_failures: 9\n"
+                  "    breaker:\n"
+                  "      max_open_ms: 4000\n"
+                  "    retries: {backoff_ms: 300, max_backoff_ms: 200}\n";
 
     /* upstreams[0] turned ejecting on consecutive failures off, so any degrade threshold fits */
     assert_int_equal(load_text(f, yaml), -EINVAL);
@@ -1858,11 +1853,7 @@ static void test_one_mistake_in_hash_key_gives_one_error(void **state)
 static void test_default_upstream_may_name_any_upstream(void **state)
 {
     struct fixture *f = *state;
-    static const char yaml[] = "default_upstream: b\n"
-                               "listeners:\n"
-                               "  - {address: 127.0.0.1, port: 8443, cert: server.crt, key: "
-                               "server.key}\n"
-                               "upstreams:\n"
+    static const char yaml[] = "default_upstream: b\n" LISTENERS "upstreams:\n"
                                "  - name: a\n"
                                "    routes: [{path_prefix: /a}]\n"
                                "    backends: [{id: b1, address: \"127.0.0.1:1\"}]\n"
