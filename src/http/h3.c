@@ -72,11 +72,6 @@ struct sp_quic_conn *sp_h3_conn_quic(struct sp_h3_conn *c)
     return &c->qc;
 }
 
-struct sp_h3_conn *sp_h3_conn_from_quic(struct sp_quic_conn *qc)
-{
-    return conn_of(qc);
-}
-
 /* ---- streams ---------------------------------------------------------------------------- */
 
 static struct sp_h3_stream *stream_new(struct sp_h3_conn *c, int64_t id)

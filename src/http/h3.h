@@ -102,7 +102,6 @@ void sp_h3_conn_free(struct sp_h3_conn *c);
 
 /* The QUIC connection inside (for I/O wiring). */
 struct sp_quic_conn *sp_h3_conn_quic(struct sp_h3_conn *c);
-struct sp_h3_conn *sp_h3_conn_from_quic(struct sp_quic_conn *qc);
 
 /* Client: how many more requests may be opened right now (peer MAX_STREAMS left), 0 when
  * the connection is not ready or is going away. */

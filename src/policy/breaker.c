@@ -29,13 +29,12 @@ struct sp_breaker {
     unsigned trials_inflight;      /* HALF_OPEN: trials admitted and not released */
     unsigned stale_inflight;       /* HALF_OPEN: requests admitted before it, not released */
     unsigned inflight;             /* admitted and not released */
-    unsigned pending;              /* enqueued and not dequeued */
     struct sp_breaker_stats stats; /* read by the caller */
 };
 
 static const char *const state_names[SP_BREAKER_STATE_COUNT] = {"closed", "open", "half_open"};
 static const char *const verdict_names[SP_BREAKER_VERDICT_COUNT] = {
-    "allow", "reject_open", "reject_half_open", "reject_concurrency", "reject_pending"};
+    "allow", "reject_open", "reject_half_open", "reject_concurrency"};
 
 static int check_conf(const struct sp_breaker_conf *conf)
 {
@@ -211,25 +210,6 @@ void sp_breaker_release(struct sp_breaker *b)
         b->trials_inflight--;
 }
 
-enum sp_breaker_verdict sp_breaker_enqueue(struct sp_breaker *b)
-{
-    enum sp_breaker_verdict v = SP_BREAKER_ALLOW;
-
-    if (b->conf.max_pending > 0 && b->pending >= b->conf.max_pending)
-        v = SP_BREAKER_REJECT_PENDING;
-    else
-        b->pending++;
-    b->stats.verdicts[v]++;
-    return v;
-}
-
-void sp_breaker_dequeue(struct sp_breaker *b)
-{
-    assert(b->pending > 0); /* unpaired dequeue: our bug */
-    if (b->pending > 0)
-        b->pending--;
-}
-
 enum sp_breaker_state sp_breaker_state(const struct sp_breaker *b)
 {
     return b->state;
@@ -248,11 +228,6 @@ const char *sp_breaker_reason(const struct sp_breaker *b)
 unsigned sp_breaker_inflight(const struct sp_breaker *b)
 {
     return b->inflight;
-}
-
-unsigned sp_breaker_pending(const struct sp_breaker *b)
-{
-    return b->pending;
 }
 
 const struct sp_breaker_stats *sp_breaker_stats(const struct sp_breaker *b)

@@ -9,11 +9,11 @@
  * The open time is open_ns on the first opening and doubles on each reopening without a close in
  * between, up to max_open_ns; closing resets it. HALF_OPEN admits at most half_open_quota trial
  * requests in flight at a time. Independently of the state, a breaker caps the requests in flight
- * (max_concurrent) and the requests waiting for a connection (max_pending) to its backend.
+ * (max_concurrent) to its backend (the pool caps the requests waiting for it: breaker.max_pending).
  *
  * Use, per request: v = sp_breaker_allow(); if v != SP_BREAKER_ALLOW the backend is skipped (503
- * with retry-after when none is left). Otherwise sp_breaker_enqueue/dequeue around any wait in the
- * pool's queue, then exactly one sp_breaker_release when the request is over, preceded by
+ * with retry-after when none is left). Otherwise exactly one sp_breaker_release when the request
+ * is over, preceded by
  * sp_breaker_report for outcomes that say something about the backend (sp_err_is_backend classes
  * as failures, complete responses as successes; client aborts are not reported).
  *
@@ -40,9 +40,8 @@ enum sp_breaker_verdict {
     SP_BREAKER_REJECT_OPEN = 1,        /* the breaker is open */
     SP_BREAKER_REJECT_HALF_OPEN = 2,   /* half-open and the trial quota is in flight */
     SP_BREAKER_REJECT_CONCURRENCY = 3, /* max_concurrent requests already in flight */
-    SP_BREAKER_REJECT_PENDING = 4,     /* max_pending requests already waiting (enqueue only) */
 };
-#define SP_BREAKER_VERDICT_COUNT 5
+#define SP_BREAKER_VERDICT_COUNT 4
 
 struct sp_breaker_conf {
     unsigned max_failures;        /* consecutive failures that open; 0 = this trigger is off */
@@ -54,13 +53,12 @@ struct sp_breaker_conf {
     unsigned half_open_quota;     /* trial requests in flight at once when half-open; 0 = 1 */
     unsigned half_open_successes; /* trial successes that close; 0 = 1 */
     unsigned max_concurrent;      /* requests in flight to the backend; 0 = unlimited */
-    unsigned max_pending;         /* requests waiting for a connection; 0 = unlimited */
 };
 
 /* Counters the caller reads for metrics and tests; monotonic. */
 struct sp_breaker_stats {
     uint64_t transitions[SP_BREAKER_STATE_COUNT][SP_BREAKER_STATE_COUNT]; /* [from][to] */
-    uint64_t verdicts[SP_BREAKER_VERDICT_COUNT]; /* answers of sp_breaker_allow and _enqueue */
+    uint64_t verdicts[SP_BREAKER_VERDICT_COUNT]; /* answers of sp_breaker_allow */
     uint64_t opened_by_failures;                 /* CLOSED -> OPEN on consecutive failures */
     uint64_t opened_by_ratio;                    /* CLOSED -> OPEN on the failure ratio */
     uint64_t successes;                          /* sp_breaker_report(ok = true) */
@@ -92,14 +90,6 @@ void sp_breaker_report(struct sp_breaker *b, bool ok, sp_time_t now);
  * half-open, its trial slot. */
 void sp_breaker_release(struct sp_breaker *b);
 
-/* An admitted request must wait for a connection or stream. Returns SP_BREAKER_ALLOW and counts
- * it pending (call sp_breaker_dequeue when it stops waiting, whatever happens), or
- * SP_BREAKER_REJECT_PENDING when max_pending requests already wait (nothing counted). */
-enum sp_breaker_verdict sp_breaker_enqueue(struct sp_breaker *b);
-
-/* A pending request stopped waiting (got its stream, failed, or was cancelled). */
-void sp_breaker_dequeue(struct sp_breaker *b);
-
 /* Returns the current state (OPEN stays OPEN here until sp_breaker_allow sees the time pass). */
 enum sp_breaker_state sp_breaker_state(const struct sp_breaker *b);
 
@@ -111,15 +101,14 @@ sp_time_t sp_breaker_retry_at(const struct sp_breaker *b);
  * "trials_succeeded". */
 const char *sp_breaker_reason(const struct sp_breaker *b);
 
-/* Returns requests in flight (admitted, not released) and pending (enqueued, not dequeued). */
+/* Returns requests in flight (admitted, not released). */
 unsigned sp_breaker_inflight(const struct sp_breaker *b);
-unsigned sp_breaker_pending(const struct sp_breaker *b);
 
 /* Returns the counters; valid as long as b. */
 const struct sp_breaker_stats *sp_breaker_stats(const struct sp_breaker *b);
 
 /* Returns "closed", "open", "half_open" / "allow", "reject_open", "reject_half_open",
- * "reject_concurrency", "reject_pending"; "unknown" outside the enums. Static strings. */
+ * "reject_concurrency"; "unknown" outside the enums. Static strings. */
 const char *sp_breaker_state_name(enum sp_breaker_state s);
 const char *sp_breaker_verdict_name(enum sp_breaker_verdict v);
 

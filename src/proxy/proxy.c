@@ -663,11 +663,6 @@ const struct sp_h3_handler *sp_proxy_handler(struct sp_proxy *px)
     return &px->handler;
 }
 
-size_t sp_proxy_inflight(const struct sp_proxy *px)
-{
-    return px->inflight;
-}
-
 void sp_proxy_shutdown(struct sp_proxy *px)
 {
     for (size_t i = 0; i < px->nups; i++)

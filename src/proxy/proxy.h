@@ -23,9 +23,6 @@ int sp_proxy_new(struct ev_loop *loop, struct sp_defer *defer, const struct sp_c
 /* The handler to install on the worker's HTTP/3 servers. */
 const struct sp_h3_handler *sp_proxy_handler(struct sp_proxy *px);
 
-/* Requests in flight. */
-size_t sp_proxy_inflight(const struct sp_proxy *px);
-
 /* Stops opening new backend connections and closes idle ones (graceful stop). */
 void sp_proxy_shutdown(struct sp_proxy *px);
 

@@ -676,11 +676,6 @@ void sp_quic_conn_shutdown_stream(struct sp_quic_conn *qc, int64_t stream_id,
     (void)ngtcp2_conn_shutdown_stream(qc->conn, stream_id, app_error_code);
 }
 
-ngtcp2_connection_close_error *sp_quic_conn_last_error(struct sp_quic_conn *qc)
-{
-    return &qc->last_error;
-}
-
 void sp_quic_conn_ping(struct sp_quic_conn *qc)
 {
     qc->ping_pending = true;

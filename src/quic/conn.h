@@ -179,7 +179,4 @@ bool sp_quic_conn_unresponsive(struct sp_quic_conn *qc, sp_time_t now, sp_time_t
 /* Returns the smoothed RTT (RFC 9002 §5.3) of qc, or 0 before the handshake completed. */
 sp_time_t sp_quic_conn_rtt_ns(const struct sp_quic_conn *qc);
 
-/* Returns the local connection-close error set for the next close. */
-ngtcp2_connection_close_error *sp_quic_conn_last_error(struct sp_quic_conn *qc);
-
 #endif

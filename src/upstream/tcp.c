@@ -330,8 +330,3 @@ sp_time_t sp_tcp_handshake_ns(const struct sp_tcp *t)
 {
     return t->handshake_ns;
 }
-
-bool sp_tcp_is_tls(const struct sp_tcp *t)
-{
-    return t->tls != NULL;
-}

@@ -84,7 +84,4 @@ const char *sp_tcp_error_reason(ssize_t err);
 /* Connect + handshake duration (0 until connected). */
 sp_time_t sp_tcp_handshake_ns(const struct sp_tcp *t);
 
-/* True when this connection runs TLS. */
-bool sp_tcp_is_tls(const struct sp_tcp *t);
-
 #endif

@@ -1,7 +1,7 @@
 /* test_breaker.c: unit tests of src/policy/breaker.c with a fake clock: every transition
  * (closed -> open on consecutive failures and on the ratio, open -> half_open after the open time,
  * half_open -> closed after the successes, half_open -> open on a failure), the open time backoff
- * and its cap and reset, the half-open trial quota, and the concurrency and pending caps. */
+ * and its cap and reset, the half-open trial quota, and the concurrency cap. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -288,33 +288,14 @@ static void test_concurrency_cap_rejects_until_a_request_is_released(void **stat
     sp_breaker_free(b);
 }
 
-static void test_pending_cap_rejects_until_a_waiter_leaves(void **state)
-{
-    struct sp_breaker_conf conf = {.open_ns = SP_SEC, .max_pending = 1};
-    struct sp_breaker *b = make(&conf);
-
-    (void)state;
-    assert_int_equal(sp_breaker_enqueue(b), SP_BREAKER_ALLOW);
-    assert_int_equal(sp_breaker_enqueue(b), SP_BREAKER_REJECT_PENDING);
-    assert_int_equal(sp_breaker_pending(b), 1);
-    sp_breaker_dequeue(b);
-    assert_int_equal(sp_breaker_pending(b), 0);
-    assert_int_equal(sp_breaker_enqueue(b), SP_BREAKER_ALLOW);
-    assert_int_equal(sp_breaker_stats(b)->verdicts[SP_BREAKER_REJECT_PENDING], 1);
-    sp_breaker_dequeue(b);
-    sp_breaker_free(b);
-}
-
 static void test_zero_caps_mean_unlimited(void **state)
 {
     struct sp_breaker_conf conf = {.open_ns = SP_SEC};
     struct sp_breaker *b = make(&conf);
 
     (void)state;
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 1000; i++)
         assert_int_equal(sp_breaker_allow(b, 0), SP_BREAKER_ALLOW);
-        assert_int_equal(sp_breaker_enqueue(b), SP_BREAKER_ALLOW);
-    }
     fail_n(b, 100, 0); /* no trigger configured: never opens */
     assert_int_equal(sp_breaker_state(b), SP_BREAKER_CLOSED);
     sp_breaker_free(b);
@@ -425,7 +406,6 @@ static void test_state_and_verdict_names_are_stable(void **state)
     assert_string_equal(sp_breaker_verdict_name(SP_BREAKER_REJECT_HALF_OPEN), "reject_half_open");
     assert_string_equal(sp_breaker_verdict_name(SP_BREAKER_REJECT_CONCURRENCY),
                         "reject_concurrency");
-    assert_string_equal(sp_breaker_verdict_name(SP_BREAKER_REJECT_PENDING), "reject_pending");
     assert_string_equal(sp_breaker_verdict_name((enum sp_breaker_verdict)9), "unknown");
 }
 
@@ -446,7 +426,6 @@ int main(void)
         cmocka_unit_test(test_open_time_backoff_resets_after_a_close),
         cmocka_unit_test(test_without_max_open_time_the_open_time_stays_fixed),
         cmocka_unit_test(test_concurrency_cap_rejects_until_a_request_is_released),
-        cmocka_unit_test(test_pending_cap_rejects_until_a_waiter_leaves),
         cmocka_unit_test(test_zero_caps_mean_unlimited),
         cmocka_unit_test(test_requests_from_before_half_open_take_no_trial_slot),
         cmocka_unit_test(test_concurrency_cap_applies_before_the_trial_quota),
