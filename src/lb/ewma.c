@@ -24,7 +24,7 @@ static void ewma_pick(void *state, const struct sp_lb_pick_in *in, size_t *ret_i
             best = i;
             best_cost = c;
             ties = 1;
-        } else if (c == best_cost && sp_lb_random_below(++ties) == 0) {
+        } else if (c == best_cost && sp_lb_random_below(in, ++ties) == 0) {
             best = i; /* reservoir sampling: each tied backend kept with probability 1/ties */
         }
     }

@@ -157,6 +157,12 @@ static uint64_t ramp_weight(const struct sp_lb *lb, struct lb_slot *s, uint64_t 
     return w > 0 ? w : 1;
 }
 
+static uint64_t thread_random(void *ctx)
+{
+    (void)ctx;
+    return sp_random_u64();
+}
+
 /* Fills in from the view b[0..n): effective weights, their total, eligible count, uniformity.
  * The hot loop of every pick: transitions and ramps are the rare branches. */
 static void build_input(struct sp_lb *lb, const struct sp_lb_backend *b, sp_time_t now,
@@ -193,7 +199,11 @@ static void build_input(struct sp_lb *lb, const struct sp_lb_backend *b, sp_time
                                  .eligible = eligible,
                                  .total = total,
                                  .uniform = uniform,
-                                 .now = now};
+                                 .now = now,
+                                 .random_u64 = lb->params.random_u64 != NULL
+                                                   ? lb->params.random_u64
+                                                   : thread_random,
+                                 .random_ctx = lb->params.random_ctx};
 }
 
 int sp_lb_pick_key(struct sp_lb *lb, const struct sp_lb_backend *b, size_t n, const uint8_t *key,

@@ -60,6 +60,10 @@ struct sp_lb_params {
     sp_time_t ewma_decay_ns;   /* p2c/ewma time constant of the latency average; 0 = default */
     sp_time_t ewma_initial_ns; /* p2c/ewma latency assumed for a never-measured backend when no
                                   other backend has been measured either; 0 = default */
+    /* The random source of draws and tie-breaks (tests pass a seeded one); NULL = the calling
+     * thread's generator (sp_random_u64). random_ctx is borrowed and passed to it. */
+    uint64_t (*random_u64)(void *ctx);
+    void *random_ctx;
 };
 
 /* One balancer: one per upstream per worker. Opaque. */

@@ -29,6 +29,8 @@ struct sp_lb_pick_in {
     bool has_key;                  /* key_hash is meaningful */
     uint64_t key_hash;             /* sp_lb_hash() of the affinity key */
     sp_time_t now;                 /* the caller's clock, ns */
+    uint64_t (*random_u64)(void *ctx); /* the balancer's random source (never NULL) */
+    void *random_ctx;
 };
 
 struct sp_lb_ops {
@@ -56,7 +58,7 @@ uint64_t sp_lb_hash(const void *data, size_t len);
 uint64_t sp_lb_mix64(uint64_t x);
 
 /* Returns a uniform value in [0, bound), bound >= 1 (per-thread generator, unbiased). */
-uint64_t sp_lb_random_below(uint64_t bound);
+uint64_t sp_lb_random_below(const struct sp_lb_pick_in *in, uint64_t bound);
 
 /* Natural logarithm of x > 0, within ~1e-13 relative error; no libm. */
 double sp_lb_ln(double x);

@@ -50,13 +50,13 @@ uint64_t sp_lb_hash(const void *data, size_t len)
     return sp_lb_mix64(h);
 }
 
-uint64_t sp_lb_random_below(uint64_t bound)
+uint64_t sp_lb_random_below(const struct sp_lb_pick_in *in, uint64_t bound)
 {
     uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     uint64_t r;
 
     do {
-        r = sp_random_u64();
+        r = in->random_u64(in->random_ctx);
     } while (r >= limit);
     return r % bound;
 }
@@ -125,8 +125,8 @@ size_t sp_lb_pick_weighted(const struct sp_lb_pick_in *in)
     uint64_t r;
 
     if (in->uniform && in->eligible == in->n)
-        return (size_t)sp_lb_random_below(in->n); /* every backend, same weight: O(1) */
-    r = sp_lb_random_below(in->total);
+        return (size_t)sp_lb_random_below(in, in->n); /* every backend, same weight: O(1) */
+    r = sp_lb_random_below(in, in->total);
     for (size_t i = 0; i < in->n; i++) {
         if (r < in->w[i])
             return i;

@@ -47,7 +47,7 @@ static void lc_pick(void *state, const struct sp_lb_pick_in *in, size_t *ret_ind
         return;
     }
     /* Second pass only when tied: the r-th backend at the lowest load, from the first one on. */
-    r = (size_t)sp_lb_random_below(ties);
+    r = (size_t)sp_lb_random_below(in, ties);
     for (size_t i = best; i < in->n; i++) {
         if (in->w[i] != 0 && load_cmp(in, i, best) == 0 && r-- == 0) {
             *ret_index = i;

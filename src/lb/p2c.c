@@ -17,11 +17,11 @@ static size_t draw(const struct sp_lb_pick_in *in, size_t skip)
     uint64_t r;
 
     if (in->uniform && in->eligible == in->n) {
-        size_t i = (size_t)sp_lb_random_below(skip == SIZE_MAX ? in->n : in->n - 1);
+        size_t i = (size_t)sp_lb_random_below(in, skip == SIZE_MAX ? in->n : in->n - 1);
 
         return skip != SIZE_MAX && i >= skip ? i + 1 : i;
     }
-    r = sp_lb_random_below(in->total - (skip == SIZE_MAX ? 0 : in->w[skip]));
+    r = sp_lb_random_below(in, in->total - (skip == SIZE_MAX ? 0 : in->w[skip]));
     for (size_t i = 0; i < in->n; i++) {
         if (i == skip)
             continue;

@@ -14,6 +14,9 @@
 #include "core/util.h"
 #include "core/time.h"
 #include "lb/lb.h"
+#include "seeded.h"
+
+static const struct sp_lb_params seeded = {.random_u64 = seeded_u64, .random_ctx = &seeded_state};
 
 /* Makes `picks` picks and adds each picked index to counts[]. */
 static void pick_many(struct sp_lb *lb, const struct sp_lb_backend *b, size_t n, unsigned picks,
@@ -48,8 +51,8 @@ static void test_new_rejects_unknown_kind_and_zero_backends(void **state)
     struct sp_lb *lb = (struct sp_lb *)0x1;
 
     (void)state;
-    assert_int_equal(sp_lb_new((enum sp_lb_kind)42, 3, &lb), -EINVAL);
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 0, &lb), -EINVAL);
+    assert_int_equal(seeded_lb_new((enum sp_lb_kind)42, 3, &lb), -EINVAL);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 0, &lb), -EINVAL);
     assert_ptr_equal(lb, (struct sp_lb *)0x1); /* untouched on error */
     sp_lb_free(NULL);
 }
@@ -61,7 +64,7 @@ static void test_pick_rejects_a_backend_count_other_than_the_one_given_to_new(vo
     size_t idx = 7;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
     assert_int_equal(sp_lb_pick(lb, b, 3, 0, &idx), -EINVAL);
     assert_int_equal(idx, 7);
     sp_lb_free(lb);
@@ -74,7 +77,7 @@ static void test_round_robin_with_equal_weights_rotates_in_order(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 4, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 4, &lb), 0);
     for (size_t i = 0; i < 40; i++) {
         assert_int_equal(sp_lb_pick(lb, b, 4, 0, &idx), 0);
         assert_int_equal(idx, i % 4);
@@ -89,7 +92,7 @@ static void test_round_robin_distributes_5_3_2_exactly_over_1000_picks(void **st
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
     pick_many(lb, b, 3, 1000, counts);
     assert_int_equal(counts[0], 500);
     assert_int_equal(counts[1], 300);
@@ -110,7 +113,7 @@ static void test_round_robin_interleaves_a_heavy_backend_instead_of_bursting(voi
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
     for (size_t i = 0; i < 700; i++) {
         assert_int_equal(sp_lb_pick(lb, b, 3, 0, &idx), 0);
         assert_int_equal(idx, period[i % 7]);
@@ -128,7 +131,7 @@ static void test_round_robin_never_picks_an_ineligible_backend(void **state)
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 3, &lb), 0);
     pick_many(lb, b, 3, 700, counts);
     assert_int_equal(counts[1], 0);
     assert_int_equal(counts[0], 500); /* the rest keeps its 5:2 ratio */
@@ -143,7 +146,7 @@ static void test_round_robin_gives_a_recovered_backend_its_share_again(void **st
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
     b[1].eligible = false;
     pick_many(lb, b, 2, 11, counts);
     assert_int_equal(counts[0], 11);
@@ -162,7 +165,7 @@ static void test_round_robin_returns_eagain_when_no_backend_is_eligible(void **s
     size_t idx = 9;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_ROUND_ROBIN, 2, &lb), 0);
     assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), -EAGAIN);
     assert_int_equal(idx, 9);
     sp_lb_free(lb);
@@ -178,7 +181,7 @@ static void test_random_distributes_5_3_2_within_two_percent_over_100k_picks(voi
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_RANDOM, 3, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_RANDOM, 3, &lb), 0);
     pick_many(lb, b, 3, picks, counts);
     for (size_t i = 0; i < 3; i++)
         assert_in_range(counts[i], expected[i] - tolerance, expected[i] + tolerance);
@@ -192,7 +195,7 @@ static void test_random_never_picks_an_ineligible_backend(void **state)
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_RANDOM, 4, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_RANDOM, 4, &lb), 0);
     pick_many(lb, b, 4, 10000, counts);
     assert_int_equal(counts[0], 0);
     assert_int_equal(counts[2], 0);
@@ -207,7 +210,7 @@ static void test_random_returns_eagain_when_no_backend_is_eligible(void **state)
     size_t idx = 9;
 
     (void)state;
-    assert_int_equal(sp_lb_new(SP_LB_RANDOM, 2, &lb), 0);
+    assert_int_equal(seeded_lb_new(SP_LB_RANDOM, 2, &lb), 0);
     assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), -EAGAIN);
     assert_int_equal(idx, 9);
     sp_lb_free(lb);
@@ -218,9 +221,9 @@ static void test_new_by_name_rejects_unknown_names_and_zero_backends(void **stat
     struct sp_lb *lb = (struct sp_lb *)0x1;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("fastest", NULL, NULL, 3, &lb), -EINVAL);
-    assert_int_equal(sp_lb_new_by_name(NULL, NULL, NULL, 3, &lb), -EINVAL);
-    assert_int_equal(sp_lb_new_by_name("p2c", NULL, NULL, 0, &lb), -EINVAL);
+    assert_int_equal(sp_lb_new_by_name("fastest", &seeded, NULL, 3, &lb), -EINVAL);
+    assert_int_equal(sp_lb_new_by_name(NULL, &seeded, NULL, 3, &lb), -EINVAL);
+    assert_int_equal(sp_lb_new_by_name("p2c", &seeded, NULL, 0, &lb), -EINVAL);
     assert_ptr_equal(lb, (struct sp_lb *)0x1);
 }
 
@@ -230,7 +233,8 @@ static void test_every_strategy_builds_picks_and_frees_by_name(void **state)
         "random", "round_robin", "weighted_round_robin", "least_conn", "p2c", "ewma", "rendezvous"};
     static const char *const ids[] = {"a", "b", "c"};
     struct sp_lb_backend b[3] = {{1, true, 0}, {2, false, 0}, {3, true, 0}};
-    const struct sp_lb_params params = {.slow_start_ns = SP_SEC};
+    const struct sp_lb_params params = {
+        .random_u64 = seeded_u64, .random_ctx = &seeded_state, .slow_start_ns = SP_SEC};
 
     (void)state;
     for (size_t i = 0; i < SP_ARRAY_LEN(names); i++) {
@@ -258,7 +262,7 @@ static void test_weighted_round_robin_is_the_smooth_sequence_too(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("weighted_round_robin", NULL, NULL, 3, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("weighted_round_robin", &seeded, NULL, 3, &lb), 0);
     for (size_t i = 0; i < 70; i++) {
         assert_int_equal(sp_lb_pick(lb, b, 3, 0, &idx), 0);
         assert_int_equal(idx, period[i % 7]);
@@ -285,7 +289,7 @@ static void test_round_robin_never_runs_a_backend_longer_than_its_share_allows(v
             b[i] = (struct sp_lb_backend){(unsigned)((seed >> 33) % 20) + 1, true, 0};
             total += b[i].weight;
         }
-        assert_int_equal(sp_lb_new_by_name("weighted_round_robin", NULL, NULL, 4, &lb), 0);
+        assert_int_equal(sp_lb_new_by_name("weighted_round_robin", &seeded, NULL, 4, &lb), 0);
         for (int k = 0; k < 20000; k++) {
             unsigned w, limit;
 
@@ -317,7 +321,8 @@ static double share_of_second(struct sp_lb *lb, const struct sp_lb_backend *b, s
 
 static void test_slow_start_ramps_a_recovered_backend_from_ten_percent_to_its_weight(void **state)
 {
-    const struct sp_lb_params params = {.slow_start_ns = 10 * SP_SEC};
+    const struct sp_lb_params params = {
+        .random_u64 = seeded_u64, .random_ctx = &seeded_state, .slow_start_ns = 10 * SP_SEC};
     struct sp_lb_backend b[2] = {{1, true, 0}, {1, false, 0}};
     struct sp_lb *lb;
 
@@ -335,7 +340,8 @@ static void test_slow_start_ramps_a_recovered_backend_from_ten_percent_to_its_we
 
 static void test_slow_start_restarts_each_time_a_backend_comes_back(void **state)
 {
-    const struct sp_lb_params params = {.slow_start_ns = 10 * SP_SEC};
+    const struct sp_lb_params params = {
+        .random_u64 = seeded_u64, .random_ctx = &seeded_state, .slow_start_ns = 10 * SP_SEC};
     struct sp_lb_backend b[2] = {{1, true, 0}, {1, true, 0}};
     struct sp_lb *lb;
 
@@ -358,7 +364,7 @@ static void test_weights_above_the_maximum_are_clamped_not_overflowed(void **sta
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("round_robin", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("round_robin", &seeded, NULL, 2, &lb), 0);
     pick_many(lb, b, 2, 1000, counts);
     assert_int_equal(counts[0], 500);
     sp_lb_free(lb);

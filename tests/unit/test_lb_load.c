@@ -14,6 +14,9 @@
 #include "core/time.h"
 #include "core/util.h"
 #include "lb/lb.h"
+#include "seeded.h"
+
+static const struct sp_lb_params seeded = {.random_u64 = seeded_u64, .random_ctx = &seeded_state};
 
 #define MAX_BACKENDS 4
 #define MAX_PENDING 8192
@@ -28,7 +31,7 @@ static size_t complete_random(struct sp_lb *lb, struct sp_lb_backend *b, size_t 
 
     for (size_t i = 0; i < n; i++)
         total += b[i].inflight;
-    r = sp_random_u64() % total;
+    r = seeded_u64(&seeded_state) % total;
     for (size_t i = 0; i < n; i++) {
         if (r < b[i].inflight) {
             b[i].inflight--;
@@ -70,7 +73,7 @@ static void test_load_strategies_distribute_5_3_2_within_two_percent_under_load(
         unsigned counts[3] = {0};
         struct sp_lb *lb;
 
-        assert_int_equal(sp_lb_new_by_name(load_strategies[s], NULL, NULL, 3, &lb), 0);
+        assert_int_equal(sp_lb_new_by_name(load_strategies[s], &seeded, NULL, 3, &lb), 0);
         run_closed_loop(lb, b, 3, 1000, picks, counts);
         for (size_t i = 0; i < 3; i++)
             assert_in_range(counts[i], expected[i] - tolerance, expected[i] + tolerance);
@@ -86,7 +89,7 @@ static void test_load_strategies_avoid_a_backend_with_many_requests_in_flight(vo
         unsigned counts[3] = {0};
         struct sp_lb *lb;
 
-        assert_int_equal(sp_lb_new_by_name(load_strategies[s], NULL, NULL, 3, &lb), 0);
+        assert_int_equal(sp_lb_new_by_name(load_strategies[s], &seeded, NULL, 3, &lb), 0);
         for (int i = 0; i < 10000; i++) {
             size_t idx;
 
@@ -105,7 +108,7 @@ static void test_least_conn_breaks_ties_at_random_not_by_index(void **state)
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("least_conn", NULL, NULL, 4, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("least_conn", &seeded, NULL, 4, &lb), 0);
     for (int i = 0; i < 30000; i++) {
         size_t idx;
 
@@ -126,7 +129,7 @@ static void test_least_conn_weighs_in_flight_requests_by_weight(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("least_conn", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("least_conn", &seeded, NULL, 2, &lb), 0);
     assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), 0);
     assert_int_equal(idx, 0);
     b[0].inflight = 12; /* 13/4 = 3.25 loses to 3 */
@@ -142,7 +145,7 @@ static void test_p2c_never_picks_an_ineligible_backend_and_copes_with_one_left(v
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("p2c", NULL, NULL, 3, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("p2c", &seeded, NULL, 3, &lb), 0);
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(sp_lb_pick(lb, b, 3, 0, &idx), 0);
         assert_int_equal(idx, 1);
@@ -206,7 +209,8 @@ static unsigned share_percent(const unsigned *counts, size_t n, size_t i)
  * while it is slow and after it has recovered. */
 static void slow_backend_scenario(const char *name, unsigned *ret_slow, unsigned *ret_recovered)
 {
-    const struct sp_lb_params params = {.ewma_decay_ns = 500 * SP_MS};
+    const struct sp_lb_params params = {
+        .random_u64 = seeded_u64, .random_ctx = &seeded_state, .ewma_decay_ns = 500 * SP_MS};
     struct timed *t = test_calloc(1, sizeof(*t));
     unsigned counts[2] = {0};
 
@@ -269,7 +273,7 @@ static void test_ewma_starts_a_new_backend_at_the_mean_not_at_zero(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("ewma", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("ewma", &seeded, NULL, 2, &lb), 0);
     sp_lb_report(lb, 0, 10 * SP_MS, true, SP_SEC);
     for (unsigned k = 0; k < 4; k++) {
         assert_int_equal(sp_lb_pick(lb, b, 2, SP_SEC, &idx), 0);
@@ -289,7 +293,7 @@ static void test_ewma_uses_a_seeded_rtt_until_the_first_report(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("ewma", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("ewma", &seeded, NULL, 2, &lb), 0);
     sp_lb_seed_rtt(lb, 0, 5 * SP_MS);
     sp_lb_seed_rtt(lb, 1, 2 * SP_MS);
     assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), 0);
@@ -307,7 +311,7 @@ static void test_ewma_counts_a_fast_failure_as_slow(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("ewma", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("ewma", &seeded, NULL, 2, &lb), 0);
     sp_lb_report(lb, 0, 10 * SP_MS, true, 0);
     sp_lb_report(lb, 1, 10 * SP_MS, true, 0);
     sp_lb_report(lb, 1, 1 * SP_US, false, SP_MS); /* an instant 503 */
@@ -323,7 +327,7 @@ static void test_ewma_forgets_old_samples_of_a_backend_that_comes_back(void **st
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("ewma", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("ewma", &seeded, NULL, 2, &lb), 0);
     assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), 0);
     sp_lb_report(lb, 0, 10 * SP_MS, true, 0);
     sp_lb_report(lb, 1, 900 * SP_MS, true, 0);

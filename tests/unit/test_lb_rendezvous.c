@@ -11,6 +11,9 @@
 
 #include "core/util.h"
 #include "lb/lb.h"
+#include "seeded.h"
+
+static const struct sp_lb_params seeded = {.random_u64 = seeded_u64, .random_ctx = &seeded_state};
 
 #define NKEYS 100000
 #define MAXB 10
@@ -44,8 +47,8 @@ static void test_rendezvous_maps_a_key_to_the_same_backend_whatever_the_backend_
 
     (void)state;
     set_all(b, 3, 1);
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, ids10, 3, &lb1), 0);
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, reversed, 3, &lb2), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, ids10, 3, &lb1), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, reversed, 3, &lb2), 0);
     for (unsigned k = 0; k < 1000; k++) {
         const char *first = pick_id(lb1, b, ids10, 3, k);
 
@@ -65,7 +68,7 @@ static void test_rendezvous_distributes_keys_5_3_2_within_two_percent(void **sta
     struct sp_lb *lb;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, ids10, 3, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, ids10, 3, &lb), 0);
     for (unsigned k = 0; k < NKEYS; k++) {
         const char *id = pick_id(lb, b, ids10, 3, k);
 
@@ -92,8 +95,8 @@ static void check_removal_moves_only_its_keys(const unsigned *w, size_t gone, un
             b9[j++] = b[i];
         }
     }
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, ids10, MAXB, &lb), 0);
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, rest, MAXB - 1, &lb9), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, ids10, MAXB, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, rest, MAXB - 1, &lb9), 0);
     for (unsigned k = 0; k < NKEYS; k++) {
         const char *before = pick_id(lb, b, ids10, MAXB, k);
         const char *after = pick_id(lb9, b9, rest, MAXB - 1, k);
@@ -133,7 +136,7 @@ static void test_rendezvous_an_ineligible_backend_moves_only_its_keys_and_back(v
 
     (void)state;
     set_all(b, MAXB, 2);
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, ids10, MAXB, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, ids10, MAXB, &lb), 0);
     for (unsigned k = 0; k < 1000; k++)
         before[k] = pick_id(lb, b, ids10, MAXB, k);
     b[7].eligible = false;
@@ -155,7 +158,7 @@ static void test_rendezvous_without_a_key_picks_by_weight(void **state)
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("rendezvous", NULL, NULL, 2, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("rendezvous", &seeded, NULL, 2, &lb), 0);
     for (int i = 0; i < 100; i++) {
         assert_int_equal(sp_lb_pick(lb, b, 2, 0, &idx), 0);
         assert_int_equal(idx, 0);

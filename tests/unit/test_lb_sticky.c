@@ -11,6 +11,9 @@
 
 #include "core/util.h"
 #include "lb/lb.h"
+#include "seeded.h"
+
+static const struct sp_lb_params seeded = {.random_u64 = seeded_u64, .random_ctx = &seeded_state};
 #include "lb/sticky.h"
 
 static const uint8_t key_bytes[32] = "0123456789abcdef0123456789abcdef";
@@ -147,7 +150,7 @@ static void test_sticky_pick_honours_an_eligible_pin_and_falls_back_otherwise(vo
     size_t idx;
 
     (void)state;
-    assert_int_equal(sp_lb_new_by_name("round_robin", NULL, ids, 3, &lb), 0);
+    assert_int_equal(sp_lb_new_by_name("round_robin", &seeded, ids, 3, &lb), 0);
     encode("web-c", &v);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(sp_lb_sticky_pick(lb, b, ids, 3, &key, v.s, v.len, 0, &idx, &pinned), 0);
