@@ -200,9 +200,8 @@ static void build_input(struct sp_lb *lb, const struct sp_lb_backend *b, sp_time
                                  .total = total,
                                  .uniform = uniform,
                                  .now = now,
-                                 .random_u64 = lb->params.random_u64 != NULL
-                                                   ? lb->params.random_u64
-                                                   : thread_random,
+                                 .random_u64 = lb->params.random_u64 != NULL ? lb->params.random_u64
+                                                                             : thread_random,
                                  .random_ctx = lb->params.random_ctx};
 }
 

@@ -18,17 +18,17 @@
 
 /* Everything a strategy sees for one pick. Built by lb.c, valid for the call only. */
 struct sp_lb_pick_in {
-    const struct sp_lb_backend *b; /* borrowed: the caller's view, b[0..n) */
-    const uint64_t *w;             /* borrowed: effective weights, 0 = not eligible, else
-                                      <= SP_LB_WEIGHT_MAX * SP_LB_WEIGHT_SCALE */
-    const uint64_t *id_hash;       /* borrowed: stable identity hash of each backend */
-    size_t n;                      /* number of backends */
-    size_t eligible;               /* backends with w > 0; always >= 1 */
-    uint64_t total;                /* sum of w */
-    bool uniform;                  /* every eligible backend has the same w */
-    bool has_key;                  /* key_hash is meaningful */
-    uint64_t key_hash;             /* sp_lb_hash() of the affinity key */
-    sp_time_t now;                 /* the caller's clock, ns */
+    const struct sp_lb_backend *b;     /* borrowed: the caller's view, b[0..n) */
+    const uint64_t *w;                 /* borrowed: effective weights, 0 = not eligible, else
+                                          <= SP_LB_WEIGHT_MAX * SP_LB_WEIGHT_SCALE */
+    const uint64_t *id_hash;           /* borrowed: stable identity hash of each backend */
+    size_t n;                          /* number of backends */
+    size_t eligible;                   /* backends with w > 0; always >= 1 */
+    uint64_t total;                    /* sum of w */
+    bool uniform;                      /* every eligible backend has the same w */
+    bool has_key;                      /* key_hash is meaningful */
+    uint64_t key_hash;                 /* sp_lb_hash() of the affinity key */
+    sp_time_t now;                     /* the caller's clock, ns */
     uint64_t (*random_u64)(void *ctx); /* the balancer's random source (never NULL) */
     void *random_ctx;
 };
